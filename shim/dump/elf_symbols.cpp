@@ -1,0 +1,143 @@
+#include "shim/dump/elf_symbols.h"
+
+#include <algorithm>
+#include <cstring>
+#include <dlfcn.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace leakwatch::shim {
+
+namespace {
+bool in_bounds(uint64_t off, uint64_t len, uint64_t size) { return off <= size && len <= size - off; }
+}  // namespace
+
+bool SymbolResolver::index_file(File* f, const uint8_t* data, uint64_t size, const char* expect) {
+  if (size < sizeof(Elf64_Ehdr) || std::memcmp(data, ELFMAG, SELFMAG) != 0 || data[EI_CLASS] != ELFCLASS64)
+    return false;
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, data, sizeof eh);
+  if (eh.e_shentsize != sizeof(Elf64_Shdr) || !in_bounds(eh.e_shoff, uint64_t{eh.e_shnum} * sizeof(Elf64_Shdr), size))
+    return false;
+  auto shdr = [&](int i) {
+    Elf64_Shdr s;
+    std::memcpy(&s, data + eh.e_shoff + uint64_t(i) * sizeof s, sizeof s);
+    return s;
+  };
+  // The file must be the image that is loaded: compare build-ids.
+  char file_id[65] = "";
+  for (int i = 0; i < eh.e_shnum; ++i) {
+    Elf64_Shdr s = shdr(i);
+    if (s.sh_type == SHT_NOTE && in_bounds(s.sh_offset, s.sh_size, size))
+      if (build_id_from_notes(data + s.sh_offset, s.sh_size, file_id)) break;
+  }
+  if (expect[0] && std::strcmp(file_id, expect) != 0) return false;
+
+  int symtab = -1;
+  for (int pass = 0; pass < 2 && symtab < 0; ++pass)
+    for (int i = 0; i < eh.e_shnum; ++i)
+      if (shdr(i).sh_type == (pass == 0 ? SHT_SYMTAB : SHT_DYNSYM)) {
+        symtab = i;
+        break;
+      }
+  if (symtab < 0) return true;  // usable, but no names (dladdr may still help)
+  Elf64_Shdr st = shdr(symtab);
+  if (st.sh_link >= eh.e_shnum || st.sh_entsize != sizeof(Elf64_Sym) || !in_bounds(st.sh_offset, st.sh_size, size))
+    return true;
+  Elf64_Shdr strs = shdr(st.sh_link);
+  if (!in_bounds(strs.sh_offset, strs.sh_size, size)) return true;
+  uint64_t n = st.sh_size / sizeof(Elf64_Sym);
+  Sym* out = static_cast<Sym*>(arena_.alloc(sizeof(Sym) * (n ? n : 1)));
+  if (!out) return true;
+  uint64_t k = 0;
+  for (uint64_t i = 0; i < n; ++i) {
+    Elf64_Sym sym;
+    std::memcpy(&sym, data + st.sh_offset + i * sizeof sym, sizeof sym);
+    int type = ELF64_ST_TYPE(sym.st_info);
+    if ((type != STT_FUNC && type != STT_GNU_IFUNC) || sym.st_value == 0 || sym.st_shndx == SHN_UNDEF) continue;
+    if (sym.st_name >= strs.sh_size) continue;
+    const char* name = reinterpret_cast<const char*>(data + strs.sh_offset + sym.st_name);
+    if (!std::memchr(name, '\0', strs.sh_size - sym.st_name)) continue;
+    out[k++] = Sym{sym.st_value, sym.st_size, name};
+  }
+  std::sort(out, out + k, [](const Sym& a, const Sym& b) { return a.value < b.value || (a.value == b.value && a.size > b.size); });
+  f->syms = out;
+  f->nsyms = k;
+  return true;
+}
+
+SymbolResolver::File* SymbolResolver::load(const ModuleInfo& mod) {
+  for (int i = 0; i < nfiles_; ++i)
+    if (std::strcmp(files_[i]->path, mod.path) == 0 && std::strcmp(files_[i]->build_id, mod.build_id) == 0)
+      return files_[i];
+  if (nfiles_ >= 1024) return nullptr;
+  auto* f = static_cast<File*>(arena_.alloc(sizeof(File)));
+  if (!f) return nullptr;
+  std::memset(f, 0, sizeof *f);
+  std::size_t plen = std::strlen(mod.path);
+  char* path = static_cast<char*>(arena_.alloc(plen + 1, 1));
+  if (!path) return nullptr;
+  std::memcpy(path, mod.path, plen + 1);
+  f->path = path;
+  std::memcpy(f->build_id, mod.build_id, sizeof f->build_id);
+  files_[nfiles_++] = f;
+
+  int fd = ::open(mod.path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return f;
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* m = ::mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m != MAP_FAILED) {
+      f->usable = index_file(f, static_cast<const uint8_t*>(m), st.st_size, mod.build_id);
+      if (f->usable && f->nsyms) {
+        f->map = m;
+        f->map_size = st.st_size;
+      } else {
+        ::munmap(m, st.st_size);
+      }
+    }
+  }
+  ::close(fd);
+  return f;
+}
+
+SymbolHit SymbolResolver::resolve(const ModuleInfo& mod, uintptr_t address) {
+  if (mod.kind != format::kElf) return {nullptr, 0};
+  File* f = load(mod);
+  if (f && f->nsyms) {
+    uint64_t vaddr = address - mod.bias;
+    // Return addresses point after the call: look up address - 1.
+    uint64_t probe = vaddr - 1;
+    Sym* end = f->syms + f->nsyms;
+    Sym* it = std::upper_bound(f->syms, end, probe, [](uint64_t v, const Sym& s) { return v < s.value; });
+    while (it != f->syms) {
+      --it;
+      if (probe >= it->value && (probe < it->value + it->size || it->size == 0)) return {it->name, vaddr - it->value};
+      if (it->size != 0) break;  // sorted by start: an earlier sized symbol cannot cover it
+    }
+  }
+  // Fallback: dynamic symbols via the loader (works when the file is gone).
+  // Only trust it when the symbol's size covers the address: dladdr alone
+  // would name the nearest exported symbol below a static function.
+  Dl_info info;
+  const ElfW(Sym)* sym = nullptr;
+  if (dladdr1(reinterpret_cast<void*>(address - 1), &info, reinterpret_cast<void**>(const_cast<ElfW(Sym)**>(&sym)), RTLD_DL_SYMENT) &&
+      info.dli_sname && info.dli_saddr && sym) {
+    uintptr_t start = reinterpret_cast<uintptr_t>(info.dli_saddr);
+    if (address - 1 < start + sym->st_size) return {info.dli_sname, address - start};
+  }
+  return {nullptr, 0};
+}
+
+void SymbolResolver::reset() {
+  for (int i = 0; i < nfiles_; ++i)
+    if (files_[i]->map) ::munmap(files_[i]->map, files_[i]->map_size);
+  nfiles_ = 0;
+  arena_.reset();
+}
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,56 @@
+// Builds a dump's bytes: sections into a payload, then the sealed file
+// (zlib-compressed payload behind a checksummed header; see format.h).
+// Pure data transformation, no I/O, so unit tests cover it fully.
+//
+// Thread-safety: one instance per thread. Memory from mmap (Arena,
+// ByteBuffer) and zlib's allocations from the given Arena, never malloc.
+#pragma once
+
+#include <cstdint>
+
+#include "shim/dump/format.h"
+#include "shim/runtime/internal_alloc.h"
+
+namespace leakwatch::shim {
+
+class PayloadBuilder {
+ public:
+  explicit PayloadBuilder(Arena* scratch) : arena_(scratch) {}
+  // Index of s in the string table (deduplicated; "" is 0).
+  uint32_t str(const char* s);
+  void begin_section(uint32_t tag);
+  void end_section();
+  template <typename T>
+  void put(const T& v) { out_.put(v); }
+  void append(const void* p, std::size_t n) { out_.append(p, n); }
+  void field_u64(const char* key, uint64_t v) { field(key, format::kU64, v); }
+  void field_i64(const char* key, int64_t v) { field(key, format::kI64, static_cast<uint64_t>(v)); }
+  void field_f64(const char* key, double v);
+  void field_str(const char* key, const char* v) { field(key, format::kString, str(v)); }
+  // Appends the string table section; returns false if memory ran out.
+  bool finish();
+  const ByteBuffer& bytes() const { return out_; }
+
+ private:
+  void field(const char* key, uint32_t type, uint64_t v);
+  struct Str {
+    const char* s;
+    uint32_t len;
+    uint32_t index;
+    uint64_t hash;
+  };
+  Arena* arena_;
+  ByteBuffer out_;
+  std::size_t section_start_ = 0;
+  Str* table_ = nullptr;  // open addressing
+  uint64_t cap_ = 0;
+  uint32_t count_ = 0;
+  Str* order_ = nullptr;  // by index
+  uint64_t order_cap_ = 0;
+  bool failed_ = false;
+};
+
+// Compresses `payload` and writes header + compressed bytes into `file`.
+bool seal_dump(const ByteBuffer& payload, Arena* scratch, ByteBuffer* file);
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,161 @@
+// The interposed symbols: glue only. Each hook has the same shape -- an
+// inlined countdown (or, for free, one mask test), the real call on the
+// fast path, and a noinline slow path in record/recorder.cpp.
+// The list of symbols is hook/hooked_symbols.def.
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+
+#include "shim/hook/real_functions.h"
+#include "shim/record/recorder.h"
+#include "shim/runtime/lifecycle.h"
+#include "shim/sample/sampler.h"
+
+using namespace leakwatch::shim;
+
+#define LW_EXPORT extern "C" __attribute__((visibility("default")))
+#define LW_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LW_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+namespace {
+
+inline __attribute__((always_inline)) void* do_malloc(std::size_t n, Op op) {
+  if (LW_LIKELY(sample_tick(n))) {
+    auto f = g_real.malloc;
+    if (LW_LIKELY(f != nullptr)) return f(n);
+  }
+  return alloc_slow(op, n, 0);
+}
+
+inline __attribute__((always_inline)) void do_free(void* p) {
+  if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0)) return free_slow(p);
+  auto f = g_real.free;
+  if (LW_LIKELY(f != nullptr)) f(p);
+}
+
+inline __attribute__((always_inline)) void* do_aligned(Op op, std::size_t align, std::size_t n) {
+  if (LW_LIKELY(sample_tick(n))) {
+    if (op == Op::kNewAligned) {
+      void* p = nullptr;
+      if (LW_LIKELY(g_real.posix_memalign != nullptr)) return g_real.posix_memalign(&p, align, n) == 0 ? p : nullptr;
+    } else if (op == Op::kMemalign && g_real.memalign) {
+      return g_real.memalign(align, n);
+    } else if (op == Op::kAlignedAlloc && g_real.aligned_alloc) {
+      return g_real.aligned_alloc(align, n);
+    } else if (op == Op::kValloc && g_real.valloc) {
+      return g_real.valloc(n);
+    } else if (op == Op::kPvalloc && g_real.pvalloc) {
+      return g_real.pvalloc(n);
+    }
+  }
+  return alloc_slow(op, n, align);
+}
+
+}  // namespace
+
+LW_EXPORT void* malloc(size_t n) { return do_malloc(n, Op::kMalloc); }
+
+LW_EXPORT void free(void* p) { do_free(p); }
+
+LW_EXPORT void* calloc(size_t count, size_t size) {
+  size_t n;
+  if (LW_UNLIKELY(__builtin_mul_overflow(count, size, &n))) {
+    if (g_real.calloc) return g_real.calloc(count, size);  // lets the allocator report it
+    errno = ENOMEM;
+    return nullptr;
+  }
+  if (LW_LIKELY(sample_tick(n))) {
+    auto f = g_real.calloc;
+    if (LW_LIKELY(f != nullptr)) return f(count, size);
+  }
+  return alloc_slow(Op::kCalloc, n, 0);
+}
+
+LW_EXPORT void* realloc(void* p, size_t n) {
+  if (p == nullptr) return do_malloc(n, Op::kMalloc);
+  if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0 || g_real.realloc == nullptr))
+    return realloc_slow(p, n, false);
+  // Only growth counts toward sampling: a block that is realloc'd in place
+  // many times is not sampled as many times.
+  size_t old = g_real.malloc_usable_size ? g_real.malloc_usable_size(p) : 0;
+  if (n <= old || sample_tick(n - old)) return g_real.realloc(p, n);
+  return realloc_slow(p, n, true);
+}
+
+LW_EXPORT void* reallocarray(void* p, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) {
+    errno = ENOMEM;
+    return nullptr;
+  }
+  return realloc(p, n);
+}
+
+LW_EXPORT int posix_memalign(void** out, size_t align, size_t n) {
+  if (LW_LIKELY(sample_tick(n))) {
+    auto f = g_real.posix_memalign;
+    if (LW_LIKELY(f != nullptr)) return f(out, align, n);
+  }
+  return posix_memalign_slow(out, align, n);
+}
+
+LW_EXPORT void* aligned_alloc(size_t align, size_t n) { return do_aligned(Op::kAlignedAlloc, align, n); }
+LW_EXPORT void* memalign(size_t align, size_t n) { return do_aligned(Op::kMemalign, align, n); }
+LW_EXPORT void* valloc(size_t n) { return do_aligned(Op::kValloc, 4096, n); }
+LW_EXPORT void* pvalloc(size_t n) { return do_aligned(Op::kPvalloc, 4096, n); }
+
+LW_EXPORT size_t malloc_usable_size(void* p) {
+  if (p == nullptr) return 0;
+  if (in_bootstrap(p)) return bootstrap_size(p);
+  return g_real.malloc_usable_size ? g_real.malloc_usable_size(p) : 0;
+}
+
+// ---- C++ operators. On failure the next operator new runs the
+// new-handler loop and throws, exactly as without the shim.
+
+LW_EXPORT void* _Znwm(size_t n) {
+  void* p = do_malloc(n, Op::kNew);
+  if (LW_LIKELY(p != nullptr)) return p;
+  return g_real._Znwm ? g_real._Znwm(n) : nullptr;
+}
+LW_EXPORT void* _Znam(size_t n) {
+  void* p = do_malloc(n, Op::kNew);
+  if (LW_LIKELY(p != nullptr)) return p;
+  return g_real._Znam ? g_real._Znam(n) : nullptr;
+}
+LW_EXPORT void* _ZnwmRKSt9nothrow_t(size_t n, const void*) { return do_malloc(n, Op::kNew); }
+LW_EXPORT void* _ZnamRKSt9nothrow_t(size_t n, const void*) { return do_malloc(n, Op::kNew); }
+LW_EXPORT void* _ZnwmSt11align_val_t(size_t n, size_t align) {
+  void* p = do_aligned(Op::kNewAligned, align, n);
+  if (LW_LIKELY(p != nullptr)) return p;
+  return g_real._ZnwmSt11align_val_t ? g_real._ZnwmSt11align_val_t(n, align) : nullptr;
+}
+LW_EXPORT void* _ZnamSt11align_val_t(size_t n, size_t align) {
+  void* p = do_aligned(Op::kNewAligned, align, n);
+  if (LW_LIKELY(p != nullptr)) return p;
+  return g_real._ZnamSt11align_val_t ? g_real._ZnamSt11align_val_t(n, align) : nullptr;
+}
+LW_EXPORT void* _ZnwmSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void*) {
+  return do_aligned(Op::kNewAligned, align, n);
+}
+LW_EXPORT void* _ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t align, const void*) {
+  return do_aligned(Op::kNewAligned, align, n);
+}
+
+LW_EXPORT void _ZdlPv(void* p) { do_free(p); }
+LW_EXPORT void _ZdaPv(void* p) { do_free(p); }
+LW_EXPORT void _ZdlPvm(void* p, size_t) { do_free(p); }
+LW_EXPORT void _ZdaPvm(void* p, size_t) { do_free(p); }
+LW_EXPORT void _ZdlPvRKSt9nothrow_t(void* p, const void*) { do_free(p); }
+LW_EXPORT void _ZdaPvRKSt9nothrow_t(void* p, const void*) { do_free(p); }
+LW_EXPORT void _ZdlPvSt11align_val_t(void* p, size_t) { do_free(p); }
+LW_EXPORT void _ZdaPvSt11align_val_t(void* p, size_t) { do_free(p); }
+LW_EXPORT void _ZdlPvmSt11align_val_t(void* p, size_t, size_t) { do_free(p); }
+LW_EXPORT void _ZdaPvmSt11align_val_t(void* p, size_t, size_t) { do_free(p); }
+LW_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void* p, size_t, const void*) { do_free(p); }
+LW_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void* p, size_t, const void*) { do_free(p); }
+
+// The lifecycle entry points, as early and as late as a preloaded library gets.
+__attribute__((constructor(101))) static void leakwatch_start() { lifecycle_start(); }
+__attribute__((destructor(101))) static void leakwatch_finish() { lifecycle_finish(); }

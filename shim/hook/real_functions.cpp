@@ -1,0 +1,59 @@
+#include "shim/hook/real_functions.h"
+
+#include <atomic>
+#include <cstring>
+#include <dlfcn.h>
+#include <unistd.h>
+
+namespace leakwatch::shim {
+
+alignas(4096) char g_bootstrap_arena[kBootstrapSize];
+RealFunctions g_real;
+
+namespace {
+std::atomic<std::size_t> g_bootstrap_used{0};
+std::atomic<int> g_resolved{0};  // 0 no, 1 in progress, 2 done
+
+constexpr std::size_t kPages = kBootstrapSize / 4096;
+std::size_t g_boot_sizes[kPages];  // requested size, by first page of each block
+}  // namespace
+
+// Blocks start on page boundaries so that free() recognises them in its
+// page-aligned slow path and the fast path needs no range check.
+void* bootstrap_alloc(std::size_t n, std::size_t align) {
+  if (align > 4096) return nullptr;
+  std::size_t pages = (n + 4095) / 4096;
+  if (pages == 0) pages = 1;
+  std::size_t first = g_bootstrap_used.fetch_add(pages, std::memory_order_relaxed);
+  if (first + pages > kPages) return nullptr;
+  g_boot_sizes[first] = n;
+  return g_bootstrap_arena + first * 4096;  // static storage: already zeroed, never reused
+}
+
+std::size_t bootstrap_size(const void* p) {
+  return g_boot_sizes[static_cast<std::size_t>(static_cast<const char*>(p) - g_bootstrap_arena) / 4096];
+}
+
+bool real_functions_ready() { return g_resolved.load(std::memory_order_acquire) == 2; }
+
+bool resolve_real_functions() {
+  int expected = 0;
+  if (!g_resolved.compare_exchange_strong(expected, 1, std::memory_order_acq_rel)) {
+    // Another thread (or this one, re-entered from dlsym) is resolving.
+    return expected == 2;
+  }
+  RealFunctions r;
+#define LW_HOOK(sym, ret, params) r.sym = reinterpret_cast<ret(*) params>(dlsym(RTLD_NEXT, #sym));
+#include "shim/hook/hooked_symbols.def"
+#undef LW_HOOK
+  if (!r.malloc || !r.free || !r.calloc || !r.realloc) {
+    static const char msg[] = "leakwatch: cannot find the real malloc; the process cannot run\n";
+    (void)!::write(2, msg, sizeof msg - 1);
+    _exit(127);
+  }
+  g_real = r;
+  g_resolved.store(2, std::memory_order_release);
+  return true;
+}
+
+}  // namespace leakwatch::shim

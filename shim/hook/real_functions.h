@@ -1,0 +1,38 @@
+// The functions the shim forwards to: whatever allocator comes next in
+// symbol lookup order (glibc, jemalloc, tcmalloc), found with
+// dlsym(RTLD_NEXT). Until they are resolved -- dlsym itself allocates --
+// requests are served from a small static bootstrap arena that free()
+// and realloc() recognise.
+//
+// Thread-safety: resolve_real_functions() may race with itself; both
+// racers store the same values. Never calls the hooked malloc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace leakwatch::shim {
+
+struct RealFunctions {
+#define LW_HOOK(sym, ret, params) ret(*sym) params;
+#include "shim/hook/hooked_symbols.def"
+#undef LW_HOOK
+};
+
+extern RealFunctions g_real;
+
+// Resolves g_real; returns false if malloc/free could not be found.
+bool resolve_real_functions();
+bool real_functions_ready();
+
+// Bootstrap arena: serves allocations made while resolving.
+void* bootstrap_alloc(std::size_t n, std::size_t align);
+extern char g_bootstrap_arena[];
+constexpr std::size_t kBootstrapSize = 256 * 1024;
+inline bool in_bootstrap(const void* p) {
+  return static_cast<std::size_t>(static_cast<const char*>(p) - g_bootstrap_arena) < kBootstrapSize;
+}
+// Requested size of a bootstrap allocation.
+std::size_t bootstrap_size(const void* p);
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,188 @@
+#include "shim/record/recorder.h"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "shim/hook/real_functions.h"
+#include "shim/runtime/guard.h"
+#include "shim/runtime/lifecycle.h"
+#include "shim/runtime/log.h"
+#include "shim/sample/sampler.h"
+#include "shim/stack/capture.h"
+
+namespace leakwatch::shim {
+
+SampledSet g_samples;
+StackTable g_stacks;
+std::atomic<uint64_t> g_dropped_samples{0};
+
+namespace {
+
+constexpr std::size_t kPage = 4096;
+
+bool ensure_real() { return real_functions_ready() || resolve_real_functions(); }
+
+uint64_t count_fp(float w) { return static_cast<uint64_t>(std::llround(static_cast<double>(w) * kCountScale)); }
+
+void forget(const SampleInfo& info) { g_stacks.on_free(info.stack, info.bytes_w, count_fp(info.count_w)); }
+
+// The unsampled path: exactly what the host would have got without us.
+void* plain(Op op, std::size_t n, std::size_t align) {
+  switch (op) {
+    case Op::kMalloc:
+    case Op::kNew: return g_real.malloc(n);
+    case Op::kCalloc: return g_real.calloc(n, 1);
+    case Op::kMemalign: return g_real.memalign ? g_real.memalign(align, n) : nullptr;
+    case Op::kAlignedAlloc: return g_real.aligned_alloc ? g_real.aligned_alloc(align, n) : nullptr;
+    case Op::kValloc: return g_real.valloc ? g_real.valloc(n) : nullptr;
+    case Op::kPvalloc: return g_real.pvalloc ? g_real.pvalloc(n) : nullptr;
+    case Op::kNewAligned: {
+      void* p = nullptr;
+      return g_real.posix_memalign(&p, align, n) == 0 ? p : nullptr;
+    }
+  }
+  return nullptr;
+}
+
+// A block for a sampled allocation: page-aligned in sparse mode so that
+// free() can tell it apart cheaply.
+void* sampled_block(std::size_t n, std::size_t align) {
+  if (g_free_mask) align = align > kPage ? align : kPage;
+  if (align <= 16) return g_real.malloc(n);
+  void* p = nullptr;
+  return g_real.posix_memalign(&p, align, n ? n : 1) == 0 ? p : nullptr;
+}
+
+void record(void* p, std::size_t n, const uintptr_t* frames, int depth) {
+  uint32_t id = g_stacks.intern(frames, static_cast<uint32_t>(depth));
+  if (g_stacks.full())
+    log_once(Once::kStackTableFull, "too many distinct call stacks; further ones are counted as [other]");
+  Weight w = sample_weight(n, g_config.sample_bytes);
+  SampleInfo info{id, static_cast<float>(w.count), static_cast<uint64_t>(std::llround(w.bytes)), n};
+  SampleInfo stale;
+  // The same address live twice means it was freed behind our back (e.g.
+  // by an allocator-specific API): retire the old record.
+  if (g_samples.erase(reinterpret_cast<uintptr_t>(p), &stale)) forget(stale);
+  if (!g_samples.insert(reinterpret_cast<uintptr_t>(p), info)) {
+    g_dropped_samples.fetch_add(1, std::memory_order_relaxed);
+    log_once(Once::kSampleTableFull, "sample table full; some samples are dropped (the dumps count them)");
+    return;
+  }
+  g_stacks.on_alloc(id, info.bytes_w, count_fp(info.count_w));
+}
+
+bool valid_alignment(Op op, std::size_t align) {
+  if (op != Op::kMemalign && op != Op::kAlignedAlloc && op != Op::kNewAligned) return true;
+  return align && (align & (align - 1)) == 0;
+}
+
+}  // namespace
+
+bool recorder_init(uint64_t sample_bytes) {
+  // Sparse mode: live samples are few (heap / S); dense mode: up to every
+  // live allocation. Memory is reserved, not committed.
+  int log2_buckets = 15;
+  if (sample_bytes < kDenseBelow) {
+    log2_buckets = 21;
+    if (sample_bytes > 1) {
+      uint64_t scale = kDenseBelow / sample_bytes;
+      log2_buckets = 15;
+      while (scale > 1 && log2_buckets < 21) scale >>= 1, ++log2_buckets;
+    }
+  }
+  return g_samples.init(log2_buckets) && g_stacks.init(1u << 18);
+}
+
+void* alloc_slow(Op op, std::size_t n, std::size_t align) {
+  if (!ensure_real()) {
+    std::size_t a = (op == Op::kMalloc || op == Op::kCalloc || op == Op::kNew) ? 16 : align;
+    return bootstrap_alloc(n, a);
+  }
+  int state = g_state.load(std::memory_order_acquire);
+  if (state != kEnabled || Guard::active() || !valid_alignment(op, align)) {
+    if (state == kDisabled) sample_never();
+    return plain(op, n, align);
+  }
+  Guard guard;
+  if (op == Op::kPvalloc) n = (n + kPage - 1) & ~(kPage - 1);
+  if (op == Op::kValloc || op == Op::kPvalloc) align = kPage;
+  if (!sample_slow(n, g_config.sample_bytes)) return plain(op, n, align);
+  uintptr_t frames[kMaxFramesLimit];
+  int depth = capture_stack(frames, g_config.max_frames);
+  void* p = sampled_block(n, align);
+  if (!p) return nullptr;
+  if (op == Op::kCalloc) std::memset(p, 0, n);
+  record(p, n, frames, depth);
+  return p;
+}
+
+int posix_memalign_slow(void** out, std::size_t align, std::size_t n) {
+  if (!ensure_real()) {
+    void* p = bootstrap_alloc(n, align);
+    if (!p) return ENOMEM;
+    *out = p;
+    return 0;
+  }
+  if (align < sizeof(void*) || (align & (align - 1)) || !enabled() || Guard::active()) {
+    if (g_state.load(std::memory_order_relaxed) == kDisabled) sample_never();
+    return g_real.posix_memalign(out, align, n);
+  }
+  void* p = alloc_slow(Op::kNewAligned, n, align);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+void free_slow(void* p) {
+  if (!p || in_bootstrap(p)) return;  // bootstrap blocks are never reused
+  SampleInfo info;
+  if (g_samples.erase(reinterpret_cast<uintptr_t>(p), &info)) forget(info);
+  if (g_real.free) g_real.free(p);
+}
+
+void* realloc_slow(void* p, std::size_t n, bool ticked) {
+  if (!ensure_real()) {
+    void* q = bootstrap_alloc(n, 16);
+    if (q && p) std::memcpy(q, p, std::min(n, bootstrap_size(p)));
+    return q;
+  }
+  if (in_bootstrap(p)) {
+    // Moving out of the bootstrap arena into the real heap.
+    void* q = alloc_slow(Op::kMalloc, n, 0);
+    if (q) std::memcpy(q, p, std::min(n, bootstrap_size(p)));
+    return q;
+  }
+  auto key = reinterpret_cast<uintptr_t>(p);
+  SampleInfo info;
+  bool sampled = g_samples.lookup(key, &info);
+  if (!sampled && !ticked) {
+    // A page-aligned block that is not ours: account for its growth here.
+    std::size_t old = g_real.malloc_usable_size(p);
+    if (n <= old || sample_tick(n - old)) return g_real.realloc(p, n);
+    ticked = true;
+  }
+  if (!enabled() || Guard::active() || n == 0) {
+    // We cannot follow the block: stop tracking it rather than guess.
+    if (sampled && g_samples.erase(key, &info)) forget(info);
+    return g_real.realloc(p, n);
+  }
+  Guard guard;
+  std::size_t old_size = sampled ? info.size : g_real.malloc_usable_size(p);
+  bool sample_new = sampled;
+  if (ticked) sample_new = sample_slow(n > old_size ? n - old_size : 0, g_config.sample_bytes) || sampled;
+  if (!sample_new) return g_real.realloc(p, n);
+  // The grown block stays (or becomes) sampled: its inclusion probability
+  // is 1 - exp(-n/S), the same as a fresh allocation of n bytes.
+  uintptr_t frames[kMaxFramesLimit];
+  int depth = capture_stack(frames, g_config.max_frames);
+  void* q = sampled_block(n, 0);
+  if (!q) return nullptr;  // the old block stays valid and tracked
+  std::memcpy(q, p, std::min(n, old_size));
+  if (sampled && g_samples.erase(key, &info)) forget(info);
+  g_real.free(p);
+  record(q, n, frames, depth);
+  return q;
+}
+
+}  // namespace leakwatch::shim

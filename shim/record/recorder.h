@@ -1,0 +1,35 @@
+// The slow paths of the hooks: what happens to an allocation the sampler
+// picked, to a free of a pointer that may be sampled, and to a realloc.
+// hooks.cpp keeps the fast paths (one countdown, one mask test) and calls
+// in here out of line.
+//
+// Thread-safety: any thread. Sampled allocations take the stack table's
+// lock only to intern a new stack; frees are lock-free. Allocations made
+// while the re-entrancy guard is held are forwarded unsampled.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "shim/record/sampled_set.h"
+#include "shim/record/stack_table.h"
+
+namespace leakwatch::shim {
+
+enum class Op : int { kMalloc, kCalloc, kMemalign, kAlignedAlloc, kValloc, kPvalloc, kNew, kNewAligned };
+
+extern SampledSet g_samples;
+extern StackTable g_stacks;
+extern std::atomic<uint64_t> g_dropped_samples;
+
+bool recorder_init(uint64_t sample_bytes);
+
+// n is the total size (calloc already multiplied); align only for aligned ops.
+__attribute__((noinline)) void* alloc_slow(Op op, std::size_t n, std::size_t align);
+__attribute__((noinline)) int posix_memalign_slow(void** out, std::size_t align, std::size_t n);
+__attribute__((noinline)) void free_slow(void* p);
+// ticked: the hook already charged the growth to the countdown and it ran out.
+__attribute__((noinline)) void* realloc_slow(void* p, std::size_t n, bool ticked);
+
+}  // namespace leakwatch::shim

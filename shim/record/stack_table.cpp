@@ -1,0 +1,84 @@
+#include "shim/record/stack_table.h"
+
+#include <cstring>
+#include <new>
+
+namespace leakwatch::shim {
+
+uint64_t hash_frames(const uintptr_t* frames, uint32_t depth) {
+  uint64_t h = 0xcbf29ce484222325ULL ^ depth;
+  for (uint32_t i = 0; i < depth; ++i) {
+    h ^= frames[i];
+    h *= 0x100000001b3ULL;
+    h ^= h >> 29;
+  }
+  return h;
+}
+
+bool StackTable::init(uint32_t max_stacks) {
+  max_stacks_ = max_stacks;
+  uint64_t index_cap = 1;
+  while (index_cap < uint64_t{max_stacks} * 2) index_cap <<= 1;
+  entries_ = static_cast<StackEntry**>(map_pages(sizeof(StackEntry*) * max_stacks, true));
+  index_ = static_cast<uint32_t*>(map_pages(sizeof(uint32_t) * index_cap, true));
+  if (!entries_ || !index_) return false;
+  index_mask_ = index_cap - 1;
+  // Id 0: the "[other]" stack, where samples go once the table is full.
+  entries_[0] = make(nullptr, 0, 0, 0);
+  if (!entries_[0]) return false;
+  count_.store(1, std::memory_order_release);
+  return true;
+}
+
+StackEntry* StackTable::make(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint32_t id) {
+  void* mem = arena_.alloc(sizeof(StackEntry) + depth * sizeof(uintptr_t), alignof(StackEntry));
+  if (!mem) return nullptr;
+  auto* e = new (mem) StackEntry{hash, id, depth, {0}, {0}, {0}, {0}, {0}, {0}};
+  if (depth) std::memcpy(e->frames, frames, depth * sizeof(uintptr_t));
+  return e;
+}
+
+uint32_t StackTable::intern(const uintptr_t* frames, uint32_t depth) {
+  if (!entries_) return 0;
+  uint64_t h = hash_frames(frames, depth);
+  LockGuard g(lock_);
+  for (uint64_t i = h & index_mask_;; i = (i + 1) & index_mask_) {
+    uint32_t slot = index_[i];
+    if (slot == 0) {
+      uint32_t id = count_.load(std::memory_order_relaxed);
+      if (id >= max_stacks_) {
+        full_.store(true, std::memory_order_relaxed);
+        return 0;
+      }
+      StackEntry* e = make(frames, depth, h, id);
+      if (!e) return 0;
+      entries_[id] = e;
+      index_[i] = id + 1;
+      count_.store(id + 1, std::memory_order_release);
+      return id;
+    }
+    StackEntry* e = entries_[slot - 1];
+    if (e->hash == h && e->depth == depth && std::memcmp(e->frames, frames, depth * sizeof(uintptr_t)) == 0)
+      return e->id;
+  }
+}
+
+void StackTable::on_alloc(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {
+  StackEntry* e = entries_[id];
+  e->live_bytes.fetch_add(bytes_w, std::memory_order_relaxed);
+  e->live_count_fp.fetch_add(count_fp, std::memory_order_relaxed);
+  e->alloc_bytes.fetch_add(bytes_w, std::memory_order_relaxed);
+  e->alloc_count_fp.fetch_add(count_fp, std::memory_order_relaxed);
+  e->live_samples.fetch_add(1, std::memory_order_relaxed);
+  e->total_samples.fetch_add(1, std::memory_order_relaxed);
+}
+
+void StackTable::on_free(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {
+  StackEntry* e = get(id);
+  if (!e) return;
+  e->live_bytes.fetch_sub(bytes_w, std::memory_order_relaxed);
+  e->live_count_fp.fetch_sub(count_fp, std::memory_order_relaxed);
+  e->live_samples.fetch_sub(1, std::memory_order_relaxed);
+}
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,72 @@
+// Distinct call stacks and the estimates attached to each.
+//
+// A stack is interned once (under a lock, on the sampled-allocation path
+// only) and gets a dense id. Its counters are atomics, so a sampled free
+// updates them without any lock, and the dump writer reads them without
+// stopping anyone. Entries are never removed: the table's memory grows with
+// the number of distinct sampled stacks, capped at max_stacks; beyond the
+// cap new stacks are charged to id 0, the "[other]" stack with no frames.
+//
+// Counts are kept in fixed point (1/65536) so that a free subtracts exactly
+// what its allocation added.
+//
+// Thread-safety: intern() locks; everything else is lock-free.
+// Never calls malloc (memory from mmap).
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "shim/runtime/internal_alloc.h"
+#include "shim/runtime/spinlock.h"
+
+namespace leakwatch::shim {
+
+constexpr double kCountScale = 65536.0;
+
+struct StackEntry {
+  uint64_t hash;
+  uint32_t id;
+  uint32_t depth;
+  std::atomic<uint64_t> live_bytes;
+  std::atomic<uint64_t> live_count_fp;
+  std::atomic<uint64_t> alloc_bytes;
+  std::atomic<uint64_t> alloc_count_fp;
+  std::atomic<uint64_t> live_samples;
+  std::atomic<uint64_t> total_samples;
+  uintptr_t frames[];  // depth return addresses, leaf first
+};
+
+class StackTable {
+ public:
+  bool init(uint32_t max_stacks);
+  // Returns the id of the stack, adding it if new (0 when full).
+  uint32_t intern(const uintptr_t* frames, uint32_t depth);
+  StackEntry* get(uint32_t id) const { return id < count() ? entries_[id] : nullptr; }
+  uint32_t count() const { return count_.load(std::memory_order_acquire); }
+  bool full() const { return full_.load(std::memory_order_relaxed); }
+
+  void on_alloc(uint32_t id, uint64_t bytes_w, uint64_t count_fp);
+  void on_free(uint32_t id, uint64_t bytes_w, uint64_t count_fp);
+
+  // Fork support: held across fork so the child never sees a half insert.
+  SpinLock& lock() { return lock_; }
+  std::size_t memory_bytes() const { return arena_.used(); }
+
+ private:
+  StackEntry* make(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint32_t id);
+
+  SpinLock lock_;
+  Arena arena_;
+  StackEntry** entries_ = nullptr;
+  uint32_t* index_ = nullptr;  // open addressing over ids+1 (0 = empty)
+  uint64_t index_mask_ = 0;
+  uint32_t max_stacks_ = 0;
+  std::atomic<uint32_t> count_{0};
+  std::atomic<bool> full_{false};
+};
+
+uint64_t hash_frames(const uintptr_t* frames, uint32_t depth);
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,160 @@
+#include "shim/runtime/identity.h"
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shim/runtime/log.h"
+
+namespace leakwatch::shim {
+
+Identity g_identity;
+
+namespace {
+
+char g_scratch[64 * 1024];   // init/fork-child only: no concurrent users
+char g_scratch2[64 * 1024];
+
+void copy(char* dst, std::size_t cap, const char* src, std::size_t n) {
+  if (n >= cap) n = cap - 1;
+  std::memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
+const char* base_name(const char* path) {
+  const char* b = std::strrchr(path, '/');
+  return b ? b + 1 : path;
+}
+
+bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+
+// First run of exactly 64 hex digits after `prefix` (or anywhere if prefix is "").
+bool find_hex64(const char* text, const char* prefix, char* out, int cap) {
+  std::size_t plen = std::strlen(prefix);
+  for (const char* p = text; *p; ++p) {
+    if (plen && std::strncmp(p, prefix, plen) != 0) continue;
+    const char* s = p + plen;
+    // Skip runtime prefixes such as "docker-" or "cri-containerd-".
+    if (!plen) {
+      if (p != text && is_hex(p[-1])) continue;
+    } else {
+      const char* dash = s;
+      while (*dash && *dash != '/' && !is_hex(*dash)) ++dash;
+      if (*dash && *dash != '/') s = dash;
+    }
+    int n = 0;
+    while (is_hex(s[n])) ++n;
+    if (n == 64 && cap > 64) {
+      std::memcpy(out, s, 64);
+      out[64] = '\0';
+      return true;
+    }
+  }
+  return false;
+}
+
+uint64_t ns_inode(const char* path) {
+  struct stat st;
+  return ::stat(path, &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+}
+
+}  // namespace
+
+uint64_t now_wall_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+}
+
+uint64_t now_mono_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
+}
+
+long read_small_file(const char* path, char* buf, long cap) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  long total = 0;
+  while (total < cap - 1) {
+    ssize_t n = ::read(fd, buf + total, cap - 1 - total);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (n == 0) break;
+    total += n;
+  }
+  ::close(fd);
+  buf[total] = '\0';
+  return total;
+}
+
+void find_container_id(const char* cgroup, const char* mountinfo, char* out, int cap) {
+  out[0] = '\0';
+  // cgroup v1 and v2 without a cgroup namespace: ".../docker-<id>.scope", "/kubepods/.../<id>".
+  if (cgroup && find_hex64(cgroup, "", out, cap)) return;
+  // With a private cgroup namespace the runtime still shows through the
+  // bind mounts it made for /etc/hostname and friends.
+  if (mountinfo && (find_hex64(mountinfo, "containers/", out, cap) || find_hex64(mountinfo, "sandboxes/", out, cap)))
+    return;
+  out[0] = '\0';
+}
+
+void identity_collect(Identity* id) {
+  std::memset(id, 0, sizeof *id);
+  id->pid = static_cast<int>(::getpid());
+  id->ppid = static_cast<int>(::getppid());
+  if (getrandom(&id->instance, sizeof id->instance, GRND_NONBLOCK) != sizeof id->instance)
+    id->instance = now_mono_ns() * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(id->pid);
+  id->start_mono_ns = now_mono_ns();
+
+  ssize_t n = ::readlink("/proc/self/exe", id->exe, sizeof id->exe - 1);
+  id->exe[n > 0 ? n : 0] = '\0';
+
+  long len = read_small_file("/proc/self/cmdline", g_scratch, sizeof g_scratch);
+  if (len > 0) {
+    copy(id->argv0, sizeof id->argv0, g_scratch, std::strlen(g_scratch));
+    for (long i = 0; i < len - 1; ++i)
+      if (g_scratch[i] == '\0') g_scratch[i] = ' ';
+    copy(id->cmdline, sizeof id->cmdline, g_scratch, std::strlen(g_scratch));
+  }
+  const char* base = id->exe[0] ? base_name(id->exe) : base_name(id->argv0);
+  copy(id->exe_base, sizeof id->exe_base, base, std::strlen(base));
+
+  // Start time: field 22 of /proc/self/stat, in clock ticks after boot
+  // (the comm field may hold spaces and parentheses: parse after the last ')').
+  if (read_small_file("/proc/self/stat", g_scratch, sizeof g_scratch) > 0) {
+    const char* p = std::strrchr(g_scratch, ')');
+    unsigned long long ticks = 0;
+    int field = 2;
+    while (p && *p && field < 22) {
+      if (*p == ' ') ++field;
+      ++p;
+    }
+    while (p && *p >= '0' && *p <= '9') ticks = ticks * 10 + (*p++ - '0');
+    unsigned long long btime = 0;
+    if (read_small_file("/proc/stat", g_scratch2, sizeof g_scratch2) > 0) {
+      const char* b = std::strstr(g_scratch2, "\nbtime ");
+      if (b)
+        for (b += 7; *b >= '0' && *b <= '9'; ++b) btime = btime * 10 + (*b - '0');
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    if (btime && hz > 0) id->start_wall_ns = btime * 1000000000ull + ticks * (1000000000ull / hz);
+  }
+  if (!id->start_wall_ns) id->start_wall_ns = now_wall_ns();
+
+  if (gethostname(id->hostname, sizeof id->hostname - 1) != 0) id->hostname[0] = '\0';
+  long c = read_small_file("/proc/self/cgroup", g_scratch, sizeof g_scratch);
+  long m = read_small_file("/proc/self/mountinfo", g_scratch2, sizeof g_scratch2);
+  find_container_id(c > 0 ? g_scratch : nullptr, m > 0 ? g_scratch2 : nullptr, id->container_id,
+                    sizeof id->container_id);
+  id->pid_ns = ns_inode("/proc/self/ns/pid");
+  id->mnt_ns = ns_inode("/proc/self/ns/mnt");
+}
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,43 @@
+// Who this process is, for dumps that must make sense after it is gone:
+// exe, pid, ppid, start time, host, container, namespaces, and a random
+// instance id that keeps file names unique when pids repeat across
+// containers sharing one volume.
+//
+// Thread-safety: collect once at start and again in a fork child, before
+// the writer thread runs. Never allocates (reads /proc into static buffers).
+#pragma once
+
+#include <cstdint>
+
+namespace leakwatch::shim {
+
+struct Identity {
+  int pid;
+  int ppid;
+  uint64_t instance;         // random per process (and per fork child)
+  uint64_t start_wall_ns;    // process start, wall clock
+  uint64_t start_mono_ns;    // when the shim started, CLOCK_MONOTONIC
+  uint64_t pid_ns;           // inode of /proc/self/ns/pid (0 if unknown)
+  uint64_t mnt_ns;
+  char exe[4096];            // /proc/self/exe target
+  char exe_base[256];        // its basename
+  char argv0[1024];
+  char cmdline[2048];        // NUL-separated args joined by spaces, truncated
+  char hostname[256];
+  char container_id[128];    // "" when /proc does not tell
+};
+
+extern Identity g_identity;
+
+void identity_collect(Identity* id);
+
+// Reads a whole small file into buf (NUL-terminated); returns bytes or -1.
+long read_small_file(const char* path, char* buf, long cap);
+
+// Finds a container id in cgroup / mountinfo text ("" if none). Exposed for tests.
+void find_container_id(const char* cgroup, const char* mountinfo, char* out, int cap);
+
+uint64_t now_wall_ns();
+uint64_t now_mono_ns();
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,107 @@
+#include "shim/runtime/internal_alloc.h"
+
+#include <atomic>
+#include <cstring>
+#include <sys/mman.h>
+#include <unistd.h>
+
+namespace leakwatch::shim {
+namespace {
+std::atomic<std::size_t> g_mapped{0};
+constexpr std::size_t kPage = 4096;
+std::size_t round_pages(std::size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
+}  // namespace
+
+void* map_pages(std::size_t bytes, bool noreserve) {
+  bytes = round_pages(bytes);
+  int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
+  if (p == MAP_FAILED) return nullptr;
+  g_mapped.fetch_add(bytes, std::memory_order_relaxed);
+  return p;
+}
+
+void unmap_pages(void* p, std::size_t bytes) {
+  if (!p) return;
+  bytes = round_pages(bytes);
+  ::munmap(p, bytes);
+  g_mapped.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+std::size_t mapped_bytes() { return g_mapped.load(std::memory_order_relaxed); }
+
+struct Arena::Chunk {
+  Chunk* next;
+  std::size_t size;
+};
+
+void* Arena::alloc(std::size_t bytes, std::size_t align) {
+  auto aligned = [&](char* p) {
+    return reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(p) + align - 1) & ~(uintptr_t{align} - 1));
+  };
+  char* p = cur_ ? aligned(cur_) : nullptr;
+  if (!p || p + bytes > end_) {
+    std::size_t size = round_pages(bytes + sizeof(Chunk) + align);
+    if (size < 256 * 1024) size = 256 * 1024;
+    auto* c = static_cast<Chunk*>(map_pages(size));
+    if (!c) return nullptr;
+    c->next = head_;
+    c->size = size;
+    head_ = c;
+    cur_ = reinterpret_cast<char*>(c + 1);
+    end_ = reinterpret_cast<char*>(c) + size;
+    p = aligned(cur_);
+  }
+  cur_ = p + bytes;
+  used_ += bytes;
+  return p;
+}
+
+void Arena::reset() {
+  while (head_) {
+    Chunk* next = head_->next;
+    unmap_pages(head_, head_->size);
+    head_ = next;
+  }
+  cur_ = end_ = nullptr;
+  used_ = 0;
+}
+
+ByteBuffer::~ByteBuffer() { release(); }
+
+void ByteBuffer::release() {
+  if (data_) unmap_pages(data_, cap_);
+  data_ = nullptr;
+  size_ = cap_ = 0;
+}
+
+bool ByteBuffer::reserve(std::size_t n) {
+  if (n <= cap_) return true;
+  std::size_t cap = cap_ ? cap_ : 64 * 1024;
+  while (cap < n) cap *= 2;
+  void* p;
+  if (data_) {
+    p = ::mremap(data_, cap_, cap, MREMAP_MAYMOVE);
+    if (p == MAP_FAILED) return failed_ = true, false;
+    g_mapped.fetch_add(cap - cap_, std::memory_order_relaxed);
+  } else {
+    p = map_pages(cap);
+    if (!p) return failed_ = true, false;
+  }
+  data_ = static_cast<uint8_t*>(p);
+  cap_ = cap;
+  return true;
+}
+
+bool ByteBuffer::append(const void* src, std::size_t n) {
+  if (failed_ || !reserve(size_ + n)) return false;
+  std::memcpy(data_ + size_, src, n);
+  size_ += n;
+  return true;
+}
+
+void ByteBuffer::patch(std::size_t at, const void* src, std::size_t n) {
+  if (at + n <= size_) std::memcpy(data_ + at, src, n);
+}
+
+}  // namespace leakwatch::shim

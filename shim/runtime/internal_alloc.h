@@ -1,0 +1,66 @@
+// The shim's own memory. Never taken from the hooked malloc: everything
+// comes from mmap, so bookkeeping cannot re-enter the hooks, cannot be
+// confused with the host's heap, and shows up as the shim's own.
+//
+// Thread-safety: map/unmap are thread-safe. An Arena or ByteBuffer is not:
+// its owner serialises access. None of this calls malloc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace leakwatch::shim {
+
+// Anonymous private mapping, rounded up to pages; nullptr on failure.
+void* map_pages(std::size_t bytes, bool noreserve = false);
+void unmap_pages(void* p, std::size_t bytes);
+
+// Total bytes currently mapped by map_pages (for the shim's self-report).
+std::size_t mapped_bytes();
+
+// Bump allocator over mmap'd chunks; memory is returned all at once by reset().
+class Arena {
+ public:
+  void* alloc(std::size_t bytes, std::size_t align = 16);
+  void reset();  // unmaps every chunk
+  std::size_t used() const { return used_; }
+
+ private:
+  struct Chunk;
+  Chunk* head_ = nullptr;
+  char* cur_ = nullptr;
+  char* end_ = nullptr;
+  std::size_t used_ = 0;
+};
+
+// Growable byte buffer over mremap.
+class ByteBuffer {
+ public:
+  ~ByteBuffer();
+  bool append(const void* data, std::size_t n);
+  bool reserve(std::size_t n);
+  template <typename T>
+  bool put(const T& v) { return append(&v, sizeof v); }
+  // Overwrite already-written bytes (for back-patching sizes).
+  void patch(std::size_t at, const void* data, std::size_t n);
+  uint8_t* data() { return data_; }
+  const uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  void clear() { size_ = 0; }
+  // Declares bytes already written into reserved room as part of the buffer.
+  bool set_size(std::size_t n) {
+    if (n > cap_) return false;
+    size_ = n;
+    return true;
+  }
+  void release();
+  bool failed() const { return failed_; }
+
+ private:
+  uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+  std::size_t cap_ = 0;
+  bool failed_ = false;
+};
+
+}  // namespace leakwatch::shim

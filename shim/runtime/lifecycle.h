@@ -1,0 +1,35 @@
+// The shim's lifecycle and its process-wide settings.
+//
+//   uninitialised -> initialising -> enabled -> (fork: child re-enters enabled)
+//                                 \-> disabled (LEAKWATCH_DISABLE, no match, no memory)
+//
+// Hooks work in every state: before "enabled" and in "disabled" they only
+// forward. The library constructor moves to enabled/disabled; the
+// destructor writes the final dump. Fork policy lives here too (fork.cpp).
+//
+// Thread-safety: the state is an atomic; g_config is written once before
+// the state becomes enabled and is read-only afterwards.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "shim/runtime/config.h"
+
+namespace leakwatch::shim {
+
+enum State : int { kUninitialized = 0, kInitializing = 1, kEnabled = 2, kDisabled = 3 };
+
+extern std::atomic<int> g_state;
+extern Config g_config;
+// free() sends a pointer to the slow path when (p & g_free_mask) == 0:
+// 4095 when sampled blocks are page-aligned (sparse), 0 in dense mode.
+extern uintptr_t g_free_mask;
+constexpr uint64_t kDenseBelow = 65536;  // S below this: dense mode
+
+inline bool enabled() { return g_state.load(std::memory_order_acquire) == kEnabled; }
+
+void lifecycle_start();   // library constructor
+void lifecycle_finish();  // library destructor: final dump
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,51 @@
+// Poisson sampling over bytes.
+//
+// Think of every byte the program allocates as a point on one line. Sample
+// points fall on that line as a Poisson process with mean spacing S
+// (LEAKWATCH_SAMPLE_BYTES). An allocation of n bytes is sampled when at
+// least one point falls inside it, which happens with probability
+//     p(n) = 1 - exp(-n / S).
+// Each thread keeps its own countdown to the next point, drawn from an
+// exponential distribution with mean S; because the exponential is
+// memoryless, a fresh draw after each sample keeps allocations independent.
+// A sampled allocation stands for 1/p(n) allocations and n/p(n) bytes, so
+// sums of these weights are unbiased estimates of the true totals. With
+// S == 1 every allocation is recorded with weight exactly 1.
+//
+// Hot path contract: sample_tick() is one thread-local subtraction and a
+// compare; all else is in sample_slow(), out of line.
+//
+// Thread-safety: per-thread state only. Async-signal-safe. Never allocates.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "shim/runtime/guard.h"
+
+namespace leakwatch::shim {
+
+// True while the current allocation needs no further attention.
+inline __attribute__((always_inline)) bool sample_tick(std::size_t n) {
+  long long c = t_state.countdown - static_cast<long long>(n & 0x3fffffffffffffffULL);
+  t_state.countdown = c;
+  return __builtin_expect(c > 0, 1);
+}
+
+// Called when sample_tick() returned false. Returns whether the allocation
+// of n bytes is sampled, and draws the thread's next countdown.
+bool sample_slow(std::size_t n, uint64_t mean_bytes);
+
+// Keeps the thread on the fast path for good (profiling is off).
+inline void sample_never() { t_state.countdown = 0x7fffffffffffffffLL; }
+
+struct Weight {
+  double bytes;  // n / p(n)
+  double count;  // 1 / p(n)
+};
+Weight sample_weight(std::size_t n, uint64_t mean_bytes);
+
+// Exposed for tests: exponential draw with mean `mean_bytes` from `state`.
+long long sample_draw(unsigned long long* state, uint64_t mean_bytes);
+
+}  // namespace leakwatch::shim

@@ -1,0 +1,20 @@
+// Call-stack capture for sampled allocations only.
+//
+// libunwind's unw_backtrace walks the stack with DWARF CFI (with its
+// per-thread cache), so it works on the -fomit-frame-pointer code that
+// distributions ship. Frames inside the shim itself are dropped, so frame
+// 0 is the return address into the code that called the allocator.
+// Every frame is a return address (callers subtract 1 to find the call).
+//
+// Thread-safety: any thread; callers hold the re-entrancy guard (libunwind
+// may allocate). Not async-signal-safe in general.
+#pragma once
+
+#include <cstdint>
+
+namespace leakwatch::shim {
+
+void capture_init();  // learns the shim's own address range, sets libunwind caching
+int capture_stack(uintptr_t* frames, int max_frames);
+
+}  // namespace leakwatch::shim
