@@ -1,0 +1,333 @@
+#include "reporter/load/dump_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <zlib.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "shim/dump/format.h"
+
+namespace leakwatch::load {
+namespace fmtx = leakwatch::format;
+namespace {
+
+// A bounds-checked little-endian cursor over a byte range.
+class Cursor {
+ public:
+  Cursor(const uint8_t* p, uint64_t n) : p_(p), n_(n) {}
+  bool has(uint64_t k) const { return k <= n_ - off_; }
+  template <typename T>
+  bool get(T* out) {
+    if (!has(sizeof(T))) return false;
+    std::memcpy(out, p_ + off_, sizeof(T));
+    off_ += sizeof(T);
+    return true;
+  }
+  bool bytes(uint64_t k, const uint8_t** out) {
+    if (!has(k)) return false;
+    *out = p_ + off_;
+    off_ += k;
+    return true;
+  }
+  bool skip(uint64_t k) {
+    if (!has(k)) return false;
+    off_ += k;
+    return true;
+  }
+  uint64_t left() const { return n_ - off_; }
+
+ private:
+  const uint8_t* p_;
+  uint64_t n_;
+  uint64_t off_ = 0;
+};
+
+absl::Status bad(const std::string& name, const std::string& why) {
+  return absl::DataLossError(absl::StrCat(name, ": ", why));
+}
+
+struct Sections {
+  std::vector<std::pair<uint32_t, std::pair<const uint8_t*, uint64_t>>> list;
+  const std::pair<const uint8_t*, uint64_t>* find(uint32_t tag) const {
+    for (auto& s : list)
+      if (s.first == tag) return &s.second;
+    return nullptr;
+  }
+};
+
+// A table section starts with {u32 count, u32 record_size}; records may be
+// larger than we know (newer minor version) but never smaller.
+absl::Status table(const std::string& name, const char* what, Cursor& c, uint32_t known, uint32_t* count,
+                   uint32_t* rsize) {
+  if (!c.get(count) || !c.get(rsize)) return bad(name, absl::StrCat("truncated ", what, " table"));
+  if (*rsize < known) return bad(name, absl::StrCat(what, " records too small"));
+  if (uint64_t{*count} * *rsize > c.left()) return bad(name, absl::StrCat(what, " table larger than its section"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name) {
+  Dump d;
+  d.file = name;
+  d.file_size = bytes.size();
+  if (bytes.size() < sizeof(fmtx::Header)) {
+    if (bytes.size() >= 8 && std::memcmp(bytes.data(), fmtx::kMagic, 8) == 0)
+      return bad(name, "truncated (shorter than the header)");
+    return bad(name, "not a leakwatch dump (too short)");
+  }
+  fmtx::Header h;
+  std::memcpy(&h, bytes.data(), sizeof h);
+  if (std::memcmp(h.magic, fmtx::kMagic, 8) != 0) return bad(name, "not a leakwatch dump (bad magic)");
+  if (h.major != fmtx::kMajor)
+    return bad(name, absl::StrCat("dump format version ", h.major, ".", h.minor, h.major > fmtx::kMajor ? " is newer than" : " is not supported by",
+                                  " this reader (supports ", fmtx::kMajor, ".x); upgrade leakwatch"));
+  if (crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), 40) != h.header_crc32)
+    return bad(name, "corrupted header (checksum mismatch)");
+  if (h.header_size < sizeof h || h.header_size > bytes.size()) return bad(name, "bad header size");
+  d.major = h.major;
+  d.minor = h.minor;
+  uint64_t avail = bytes.size() - h.header_size;
+  if (h.stored_size > avail) return bad(name, absl::StrCat("truncated: ", avail, " of ", h.stored_size, " payload bytes"));
+  if (h.stored_size < avail) return bad(name, "trailing bytes after the payload");
+  if (h.raw_size > fmtx::kMaxRawSize) return bad(name, "payload larger than the format allows");
+  const auto* stored = reinterpret_cast<const uint8_t*>(bytes.data()) + h.header_size;
+  if (crc32(0, stored, static_cast<uInt>(h.stored_size)) != h.payload_crc32)
+    return bad(name, "corrupted payload (checksum mismatch)");
+
+  std::vector<uint8_t> raw;
+  if (h.flags & fmtx::kFlagZlib) {
+    raw.resize(h.raw_size);
+    uLongf out_len = static_cast<uLongf>(h.raw_size);
+    int rc = uncompress(raw.data(), &out_len, stored, static_cast<uLong>(h.stored_size));
+    if (rc != Z_OK || out_len != h.raw_size) return bad(name, "corrupted payload (does not decompress to its size)");
+  } else {
+    if (h.stored_size != h.raw_size) return bad(name, "payload size mismatch");
+    raw.assign(stored, stored + h.stored_size);
+  }
+
+  Sections secs;
+  Cursor c(raw.data(), raw.size());
+  while (c.left() > 0) {
+    fmtx::SectionHeader sh;
+    const uint8_t* body;
+    if (!c.get(&sh) || !c.bytes(sh.size, &body)) return bad(name, "truncated section");
+    secs.list.push_back({sh.tag, {body, sh.size}});
+  }
+
+  // Strings first: everything else refers to them.
+  std::vector<std::string> strings;
+  if (auto* s = secs.find(fmtx::kStrings)) {
+    Cursor sc(s->first, s->second);
+    uint32_t n;
+    if (!sc.get(&n)) return bad(name, "truncated string table");
+    if (uint64_t{n} * 4 > sc.left()) return bad(name, "string table count larger than its section");
+    strings.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t len;
+      const uint8_t* p;
+      if (!sc.get(&len) || !sc.bytes(len, &p)) return bad(name, "truncated string");
+      strings.emplace_back(reinterpret_cast<const char*>(p), len);
+    }
+  } else {
+    return bad(name, "no string table");
+  }
+  if (strings.empty()) strings.emplace_back();
+  auto str = [&](uint32_t i, std::string* out) {
+    if (i >= strings.size()) return false;
+    *out = strings[i];
+    return true;
+  };
+
+  auto* idnt = secs.find(fmtx::kIdentity);
+  if (!idnt) return bad(name, "no identity section");
+  {
+    Cursor ic(idnt->first, idnt->second);
+    uint32_t n;
+    if (!ic.get(&n) || uint64_t{n} * sizeof(fmtx::Field) > ic.left()) return bad(name, "bad identity section");
+    for (uint32_t i = 0; i < n; ++i) {
+      fmtx::Field f;
+      ic.get(&f);
+      std::string key;
+      if (!str(f.key, &key)) return bad(name, "identity field name out of range");
+      std::string sval;
+      if (f.type == fmtx::kString && !str(static_cast<uint32_t>(f.value), &sval))
+        return bad(name, "identity string out of range");
+      double fval = 0;
+      if (f.type == fmtx::kF64) std::memcpy(&fval, &f.value, sizeof fval);
+      uint64_t u = f.value;
+      if (key == "pid") d.pid = u;
+      else if (key == "ppid") d.ppid = u;
+      else if (key == "instance") d.instance = u;
+      else if (key == "seq") d.seq = u;
+      else if (key == "wall_ns") d.wall_ns = u;
+      else if (key == "mono_ns") d.mono_ns = u;
+      else if (key == "start_wall_ns") d.start_wall_ns = u;
+      else if (key == "start_mono_ns") d.start_mono_ns = u;
+      else if (key == "sample_bytes") d.sample_bytes = u;
+      else if (key == "max_frames") d.max_frames = u;
+      else if (key == "dropped_samples") d.dropped_samples = u;
+      else if (key == "records_folded") d.records_folded = u;
+      else if (key == "pid_ns") d.pid_ns = u;
+      else if (key == "mnt_ns") d.mnt_ns = u;
+      else if (key == "shim_mapped_bytes") d.shim_mapped_bytes = u;
+      else if (key == "final") d.final_dump = u != 0;
+      else if (key == "interval_s") d.interval_s = fval;
+      else if (key == "exe") d.exe = sval;
+      else if (key == "argv0") d.argv0 = sval;
+      else if (key == "cmdline") d.cmdline = sval;
+      else if (key == "hostname") d.hostname = sval;
+      else if (key == "container_id") d.container_id = sval;
+      else if (key == "shim_version") d.shim_version = sval;
+      else
+        d.extra.emplace_back(key, f.type == fmtx::kString ? sval
+                                  : f.type == fmtx::kF64  ? absl::StrCat(fval)
+                                  : f.type == fmtx::kI64  ? absl::StrCat(static_cast<int64_t>(u))
+                                                          : absl::StrCat(u));
+    }
+    if (d.sample_bytes == 0) return bad(name, "sample_bytes missing or zero");
+  }
+
+  if (auto* m = secs.find(fmtx::kModules)) {
+    Cursor mc(m->first, m->second);
+    uint32_t n, rs;
+    if (auto st = table(name, "module", mc, sizeof(fmtx::Module), &n, &rs); !st.ok()) return st;
+    d.modules.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint8_t* p;
+      mc.bytes(rs, &p);
+      fmtx::Module fm;
+      std::memcpy(&fm, p, sizeof fm);
+      Module mod{fm.start, fm.end, fm.bias, "", "", fm.kind};
+      if (!str(fm.path, &mod.path) || !str(fm.build_id, &mod.build_id)) return bad(name, "module string out of range");
+      d.modules.push_back(std::move(mod));
+    }
+  }
+  if (auto* f = secs.find(fmtx::kFrames)) {
+    Cursor fc(f->first, f->second);
+    uint32_t n, rs;
+    if (auto st = table(name, "frame", fc, sizeof(fmtx::Frame), &n, &rs); !st.ok()) return st;
+    d.frames.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint8_t* p;
+      fc.bytes(rs, &p);
+      fmtx::Frame ff;
+      std::memcpy(&ff, p, sizeof ff);
+      Frame fr;
+      fr.address = ff.address;
+      if (ff.module != fmtx::kNoModule) {
+        if (ff.module >= d.modules.size()) return bad(name, "frame module out of range");
+        fr.module = static_cast<int32_t>(ff.module);
+      }
+      if (!str(ff.symbol, &fr.symbol)) return bad(name, "frame symbol out of range");
+      fr.symbol_offset = ff.symbol_offset;
+      d.frames.push_back(std::move(fr));
+    }
+  }
+  if (auto* s = secs.find(fmtx::kStacks)) {
+    Cursor sc(s->first, s->second);
+    uint32_t n;
+    if (!sc.get(&n) || uint64_t{n} * 4 > sc.left()) return bad(name, "bad stack table");
+    d.stacks.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t depth;
+      if (!sc.get(&depth) || depth > fmtx::kMaxDepth || uint64_t{depth} * 4 > sc.left())
+        return bad(name, "bad stack depth");
+      std::vector<uint32_t> st(depth);
+      for (auto& fi : st) {
+        sc.get(&fi);
+        if (fi >= d.frames.size()) return bad(name, "stack frame out of range");
+      }
+      d.stacks.push_back(std::move(st));
+    }
+  }
+  if (auto* r = secs.find(fmtx::kRecords)) {
+    Cursor rc(r->first, r->second);
+    uint32_t n, rs;
+    if (auto st = table(name, "record", rc, sizeof(fmtx::Record), &n, &rs); !st.ok()) return st;
+    d.records.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint8_t* p;
+      rc.bytes(rs, &p);
+      fmtx::Record fr;
+      std::memcpy(&fr, p, sizeof fr);
+      Record rec;
+      if (fr.stack != fmtx::kOtherStack) {
+        if (fr.stack >= d.stacks.size()) return bad(name, "record stack out of range");
+        rec.stack = fr.stack;
+      }
+      auto finite = [](double v) { return v == v && v >= 0 && v < 1e300; };
+      if (!finite(fr.live_count) || !finite(fr.live_bytes) || !finite(fr.alloc_count) || !finite(fr.alloc_bytes))
+        return bad(name, "record holds a negative or non-finite estimate");
+      rec.live_count = fr.live_count;
+      rec.live_bytes = fr.live_bytes;
+      rec.alloc_count = fr.alloc_count;
+      rec.alloc_bytes = fr.alloc_bytes;
+      rec.live_samples = fr.live_samples;
+      rec.total_samples = fr.total_samples;
+      d.records.push_back(rec);
+    }
+  }
+  return d;
+}
+
+absl::StatusOr<Dump> read_dump(const std::string& path) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat(path, ": ", ec.message()));
+  // The header allows at most kMaxRawSize of payload; compressed is smaller.
+  if (size > fmtx::kMaxRawSize + 4096) return bad(path, "file too large to be a dump");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (static_cast<uint64_t>(in.gcount()) != size) return bad(path, "short read");
+  return parse_dump(bytes, path);
+}
+
+absl::StatusOr<std::vector<std::string>> list_dump_files(const std::vector<std::string>& inputs) {
+  std::vector<std::string> files;
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    auto st = std::filesystem::status(in, ec);
+    if (ec || !std::filesystem::exists(st))
+      return absl::NotFoundError(absl::StrCat(in, ": no such file or directory"));
+    if (std::filesystem::is_directory(st)) {
+      std::vector<std::string> here;
+      for (auto it = std::filesystem::recursive_directory_iterator(in, ec);
+           !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+        const auto& p = it->path();
+        std::string fname = p.filename().string();
+        if (fname.empty() || fname[0] == '.') continue;  // temp files of a writer in progress
+        if (p.extension() == fmtx::kFileSuffix && it->is_regular_file()) here.push_back(p.string());
+      }
+      std::sort(here.begin(), here.end());
+      files.insert(files.end(), here.begin(), here.end());
+    } else {
+      files.push_back(in);
+    }
+  }
+  return files;
+}
+
+absl::StatusOr<LoadResult> load_inputs(const std::vector<std::string>& inputs) {
+  LoadResult out;
+  auto listed = list_dump_files(inputs);
+  if (!listed.ok()) return listed.status();
+  const std::vector<std::string>& files = *listed;
+  out.files_seen = files.size();
+  for (const auto& f : files) {
+    auto d = read_dump(f);
+    if (!d.ok()) {
+      out.warnings.push_back(absl::StrCat("skipping ", d.status().message()));
+      continue;
+    }
+    out.dumps.push_back(std::move(*d));
+  }
+  return out;
+}
+
+}  // namespace leakwatch::load

@@ -1,0 +1,74 @@
+// Reads dump files (docs/dump-format.md) into memory, trusting nothing:
+// every size, count and index is checked against the bytes that are there
+// before anything is allocated or indexed, so a truncated, corrupted,
+// foreign or hostile file yields an error, never a crash, an unbounded
+// allocation or a silently wrong number.
+//
+// Thread-safety: free functions, no shared state.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace leakwatch::load {
+
+struct Module {
+  uint64_t start = 0, end = 0, bias = 0;
+  std::string path;
+  std::string build_id;
+  uint32_t kind = 0;  // format::ModuleKind
+};
+
+struct Frame {
+  uint64_t address = 0;
+  int32_t module = -1;  // index into modules, -1 none
+  std::string symbol;   // mangled, "" if unknown
+  uint64_t symbol_offset = 0;
+};
+
+struct Record {
+  int64_t stack = -1;  // index into stacks, -1 = "[other]" (folded past the cap)
+  double live_count = 0, live_bytes = 0, alloc_count = 0, alloc_bytes = 0;
+  uint64_t live_samples = 0, total_samples = 0;
+};
+
+struct Dump {
+  std::string file;
+  uint16_t major = 0, minor = 0;
+  uint64_t file_size = 0;
+  // Identity and run facts (IDNT); unknown fields are kept in `extra`.
+  uint64_t pid = 0, ppid = 0, instance = 0, seq = 0, wall_ns = 0, mono_ns = 0;
+  uint64_t start_wall_ns = 0, start_mono_ns = 0, sample_bytes = 0, max_frames = 0;
+  uint64_t dropped_samples = 0, records_folded = 0, pid_ns = 0, mnt_ns = 0, shim_mapped_bytes = 0;
+  bool final_dump = false;
+  double interval_s = 0;
+  std::string exe, argv0, cmdline, hostname, container_id, shim_version;
+  std::vector<std::pair<std::string, std::string>> extra;
+  std::vector<Module> modules;
+  std::vector<Frame> frames;
+  std::vector<std::vector<uint32_t>> stacks;  // frame indices, leaf first
+  std::vector<Record> records;
+};
+
+// Parses the bytes of one dump; `name` is used in error messages.
+absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name);
+absl::StatusOr<Dump> read_dump(const std::string& path);
+
+// Expands directories (their *.lwdump files, sorted) and files.
+// Unreadable or invalid files become warnings ("skipping F: why").
+struct LoadResult {
+  std::vector<Dump> dumps;
+  std::vector<std::string> warnings;
+  size_t files_seen = 0;
+};
+absl::StatusOr<LoadResult> load_inputs(const std::vector<std::string>& inputs);
+
+// The dump files named by inputs (directories expanded, sorted), or an
+// error if an input does not exist.
+absl::StatusOr<std::vector<std::string>> list_dump_files(const std::vector<std::string>& inputs);
+
+}  // namespace leakwatch::load

@@ -1,0 +1,136 @@
+#include "reporter/merge/timeline.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "shim/dump/format.h"
+
+namespace leakwatch::merge {
+
+namespace {
+constexpr uint32_t kNoStackFrame = 0;  // frame id 0: "[no stack]"
+}
+
+TimelineBuilder::TimelineBuilder() {
+  FrameKey none;
+  none.key = "[no stack]";
+  none.unknown = true;
+  t_.frames.push_back(none);
+  frame_ids_[none.key] = kNoStackFrame;
+  t_.sites.push_back({});  // kOtherSite
+  site_ids_[{}] = Timeline::kOtherSite;
+}
+
+uint32_t TimelineBuilder::frame_id(const load::Dump& d, const load::Frame& f) {
+  FrameKey k;
+  if (f.module >= 0) {
+    const load::Module& m = d.modules[f.module];
+    if (m.kind == format::kJit) {
+      k.key = "[jit]";
+      k.jit = true;
+    } else {
+      k.module = m.path;
+      k.build_id = m.build_id;
+      k.vaddr = f.address - m.bias;
+      k.key = absl::StrCat(m.build_id.empty() ? m.path : m.build_id, ":", absl::Hex(k.vaddr));
+    }
+  } else {
+    k.unknown = true;
+    k.vaddr = f.address;
+    k.key = absl::StrCat("?:", absl::Hex(f.address));
+  }
+  auto it = frame_ids_.find(k.key);
+  if (it != frame_ids_.end()) {
+    FrameKey& old = t_.frames[it->second];
+    if (old.symbol.empty() && !f.symbol.empty()) old.symbol = f.symbol, old.symbol_offset = f.symbol_offset;
+    return it->second;
+  }
+  k.symbol = f.symbol;
+  k.symbol_offset = f.symbol_offset;
+  uint32_t id = static_cast<uint32_t>(t_.frames.size());
+  frame_ids_.emplace(k.key, id);
+  t_.frames.push_back(std::move(k));
+  return id;
+}
+
+void TimelineBuilder::add(const load::Dump& d) {
+  auto [pit, inserted] = process_index_.try_emplace({d.instance, d.pid}, t_.processes.size());
+  if (inserted) {
+    ProcessTimeline p;
+    p.pid = d.pid;
+    p.ppid = d.ppid;
+    p.instance = d.instance;
+    p.start_wall_ns = d.start_wall_ns;
+    p.start_mono_ns = d.start_mono_ns;
+    p.exe = d.exe;
+    p.cmdline = d.cmdline;
+    p.hostname = d.hostname;
+    p.container_id = d.container_id;
+    t_.processes.push_back(std::move(p));
+  }
+  ProcessTimeline& p = t_.processes[pit->second];
+
+  std::vector<uint32_t> fmap(d.frames.size());
+  for (size_t i = 0; i < d.frames.size(); ++i) fmap[i] = frame_id(d, d.frames[i]);
+  std::vector<uint32_t> stack_site(d.stacks.size());
+  std::vector<uint32_t> ids;
+  for (size_t s = 0; s < d.stacks.size(); ++s) {
+    ids.clear();
+    for (uint32_t fi : d.stacks[s]) {
+      uint32_t id = fmap[fi];
+      if (t_.frames[id].jit && !ids.empty() && t_.frames[ids.back()].jit) continue;
+      ids.push_back(id);
+    }
+    if (ids.empty()) ids.push_back(kNoStackFrame);
+    auto [it, fresh] = site_ids_.try_emplace(ids, static_cast<uint32_t>(t_.sites.size()));
+    if (fresh) t_.sites.push_back(ids);
+    stack_site[s] = it->second;
+  }
+  std::unordered_map<uint32_t, size_t> at;
+  std::vector<Value> vals;
+  vals.reserve(d.records.size());
+  for (const load::Record& r : d.records) {
+    uint32_t site = r.stack < 0 ? Timeline::kOtherSite : stack_site[r.stack];
+    auto [it, fresh] = at.try_emplace(site, vals.size());
+    if (fresh) vals.push_back(Value{site, 0, 0, 0, 0});
+    Value& v = vals[it->second];
+    v.live_bytes += static_cast<float>(r.live_bytes);
+    v.live_count += static_cast<float>(r.live_count);
+    v.alloc_bytes += static_cast<float>(r.alloc_bytes);
+    v.live_samples += static_cast<uint32_t>(std::min<uint64_t>(r.live_samples, UINT32_MAX));
+  }
+  DumpMeta m;
+  m.file = d.file;
+  m.seq = d.seq;
+  m.wall_ns = d.wall_ns;
+  m.mono_ns = d.mono_ns;
+  m.sample_bytes = d.sample_bytes;
+  m.dropped_samples = d.dropped_samples;
+  m.final_dump = d.final_dump;
+  m.t_s = d.mono_ns >= d.start_mono_ns ? static_cast<double>(d.mono_ns - d.start_mono_ns) / 1e9 : 0;
+  p.dumps.push_back(std::move(m));
+  p.values.push_back(std::move(vals));
+}
+
+Timeline TimelineBuilder::finish() {
+  for (auto& p : t_.processes) {
+    std::vector<size_t> order(p.dumps.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return p.dumps[a].seq < p.dumps[b].seq; });
+    std::vector<DumpMeta> dumps;
+    std::vector<std::vector<Value>> values;
+    for (size_t i : order) {
+      // The same sequence number twice is a copied file: keep one.
+      if (!dumps.empty() && dumps.back().seq == p.dumps[i].seq) continue;
+      dumps.push_back(std::move(p.dumps[i]));
+      values.push_back(std::move(p.values[i]));
+    }
+    p.dumps = std::move(dumps);
+    p.values = std::move(values);
+  }
+  return std::move(t_);
+}
+
+}  // namespace leakwatch::merge

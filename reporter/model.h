@@ -1,0 +1,72 @@
+// The report model: what every renderer prints. Built by report.cpp from
+// the stages load -> merge -> symbolize -> analyze.
+//
+// Thread-safety: plain values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace leakwatch {
+
+struct SiteFrame {
+  std::string function;  // demangled; "[jit]", "[other]" or "module+0xoff" when unknown
+  std::string module;    // recorded path
+  std::string file;      // "" when unknown
+  int line = 0;          // 0 when unknown
+  bool inlined = false;
+};
+
+struct SitePoint {
+  double t_s;
+  double live_bytes;
+};
+
+struct SiteProcessSeries {
+  size_t process;  // index into Report::processes
+  std::vector<SitePoint> points;
+};
+
+struct Site {
+  std::string verdict;  // growing|plateau|stable|transient|insufficient
+  double growth_bytes_per_s = 0;
+  double growth_low = 0, growth_high = 0;
+  double live_bytes = 0;  // at each process's last dump, summed
+  double live_count = 0;
+  double alloc_bytes = 0;  // cumulative, summed over processes
+  double confidence = 0;
+  uint64_t live_samples = 0;
+  size_t processes = 0;
+  std::vector<SiteFrame> frames;  // leaf first, allocator/shim frames removed
+  std::vector<SiteProcessSeries> series;
+};
+
+struct ProcessInfo {
+  uint64_t pid = 0;
+  uint64_t instance = 0;
+  std::string executable;
+  std::string cmdline;
+  std::string host;
+  std::string container;
+  uint64_t start_wall_ns = 0;
+  size_t dumps = 0;
+  uint64_t first_dump_wall_ns = 0, last_dump_wall_ns = 0;
+  double duration_s = 0;  // from shim start to last dump
+  uint64_t sample_bytes = 0;
+  bool final_dump = false;  // exited normally (a final dump exists)
+  uint64_t dropped_samples = 0;
+  double live_bytes = 0;  // total estimated live heap at the last dump
+};
+
+struct Report {
+  std::vector<Site> sites;
+  std::vector<ProcessInfo> processes;
+  double detection_floor_bytes_per_s = 0;
+  std::vector<std::string> warnings;
+  size_t files_seen = 0;
+  size_t dumps_read = 0;
+  double duration_s = 0;
+};
+
+}  // namespace leakwatch

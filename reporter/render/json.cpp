@@ -1,0 +1,69 @@
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "reporter/render/render.h"
+
+namespace leakwatch::render {
+
+namespace {
+double finite(double v) { return std::isfinite(v) ? v : 0; }
+}  // namespace
+
+void json(const Report& r, std::ostream& out) {
+  using nlohmann::json;
+  json sites = json::array();
+  for (const auto& s : r.sites) {
+    json frames = json::array();
+    for (const auto& f : s.frames)
+      frames.push_back({{"function", f.function},
+                        {"module", f.module},
+                        {"file", f.file.empty() ? json(nullptr) : json(f.file)},
+                        {"line", f.line > 0 ? json(f.line) : json(nullptr)},
+                        {"inlined", f.inlined}});
+    json series = json::array();
+    for (const auto& ps : s.series) {
+      json pts = json::array();
+      for (const auto& p : ps.points) pts.push_back({p.t_s, p.live_bytes});
+      series.push_back({{"process", ps.process}, {"points", pts}});
+    }
+    sites.push_back({{"verdict", s.verdict},
+                     {"growth_bytes_per_s", finite(s.growth_bytes_per_s)},
+                     {"growth_interval_bytes_per_s", {finite(s.growth_low), finite(s.growth_high)}},
+                     {"live_bytes", s.live_bytes},
+                     {"live_count", s.live_count},
+                     {"alloc_bytes", s.alloc_bytes},
+                     {"live_samples", s.live_samples},
+                     {"confidence", s.confidence},
+                     {"processes", s.processes},
+                     {"frames", frames},
+                     {"series", series}});
+  }
+  json procs = json::array();
+  for (const auto& p : r.processes)
+    procs.push_back({{"pid", p.pid},
+                     {"instance", p.instance},
+                     {"executable", p.executable},
+                     {"cmdline", p.cmdline},
+                     {"host", p.host},
+                     {"container", p.container.empty() ? json(nullptr) : json(p.container)},
+                     {"start_time_ns", p.start_wall_ns},
+                     {"dumps", p.dumps},
+                     {"first_dump_time_ns", p.first_dump_wall_ns},
+                     {"last_dump_time_ns", p.last_dump_wall_ns},
+                     {"duration_s", p.duration_s},
+                     {"sample_bytes", p.sample_bytes},
+                     {"exited_normally", p.final_dump},
+                     {"dropped_samples", p.dropped_samples},
+                     {"live_bytes", p.live_bytes}});
+  json doc = {{"sites", sites},
+              {"detection_floor_bytes_per_s",
+               std::isfinite(r.detection_floor_bytes_per_s) ? json(r.detection_floor_bytes_per_s) : json(nullptr)},
+              {"duration_s", r.duration_s},
+              {"processes", procs},
+              {"files_seen", r.files_seen},
+              {"dumps_read", r.dumps_read},
+              {"warnings", r.warnings}};
+  out << doc.dump(1) << "\n";
+}
+
+}  // namespace leakwatch::render

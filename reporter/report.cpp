@@ -1,0 +1,171 @@
+#include "reporter/report.h"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "reporter/analyze/growth.h"
+#include "reporter/load/dump_reader.h"
+#include "reporter/merge/timeline.h"
+#include "reporter/symbolize/site_symbols.h"
+
+namespace leakwatch {
+
+namespace {
+
+std::string signature(const std::vector<SiteFrame>& frames) {
+  std::string s;
+  for (const auto& f : frames) absl::StrAppend(&s, f.function, "\x1f", f.file, "\x1f", f.line, "\x1f", f.module, "\x1e");
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<Report> build_report(const ReportOptions& opt) {
+  Report report;
+  auto files = load::list_dump_files(opt.inputs);
+  if (!files.ok()) return files.status();
+  if (files->empty())
+    return absl::NotFoundError(absl::StrCat("no dump files (*.lwdump) in ", absl::StrJoin(opt.inputs, ", ")));
+  report.files_seen = files->size();
+
+  merge::TimelineBuilder builder;
+  for (const auto& f : *files) {
+    auto d = load::read_dump(f);
+    if (!d.ok()) {
+      report.warnings.push_back(absl::StrCat("skipping ", d.status().message()));
+      continue;
+    }
+    builder.add(*d);
+    ++report.dumps_read;
+  }
+  if (report.dumps_read == 0)
+    return absl::DataLossError(absl::StrCat("none of the ", report.files_seen, " dump files could be read (",
+                                            report.warnings.empty() ? "" : report.warnings.front(), ")"));
+  merge::Timeline t = builder.finish();
+
+  // Processes.
+  double max_duration = 0;
+  size_t max_dumps = 0;
+  uint64_t sample_bytes = 0;
+  for (const auto& p : t.processes) {
+    ProcessInfo pi;
+    pi.pid = p.pid;
+    pi.instance = p.instance;
+    pi.executable = p.exe;
+    pi.cmdline = p.cmdline;
+    pi.host = p.hostname;
+    pi.container = p.container_id;
+    pi.start_wall_ns = p.start_wall_ns;
+    pi.dumps = p.dumps.size();
+    pi.first_dump_wall_ns = p.dumps.front().wall_ns;
+    pi.last_dump_wall_ns = p.dumps.back().wall_ns;
+    pi.duration_s = p.dumps.back().t_s;
+    pi.sample_bytes = p.dumps.back().sample_bytes;
+    pi.final_dump = p.dumps.back().final_dump;
+    pi.dropped_samples = p.dumps.back().dropped_samples;
+    size_t last = p.dumps.size() >= 4 && p.dumps.back().final_dump ? p.dumps.size() - 2 : p.dumps.size() - 1;
+    for (const auto& v : p.values[last]) pi.live_bytes += v.live_bytes;
+    if (pi.dropped_samples)
+      report.warnings.push_back(absl::StrCat("process ", pi.pid, " (", pi.executable, ") dropped ", pi.dropped_samples,
+                                             " samples: its sample table was full, estimates are low"));
+    if (pi.duration_s > max_duration || (pi.duration_s == max_duration && pi.dumps > max_dumps)) {
+      max_duration = pi.duration_s;
+      max_dumps = pi.dumps;
+      sample_bytes = pi.sample_bytes;
+    }
+    report.processes.push_back(std::move(pi));
+  }
+  report.duration_s = max_duration;
+  report.detection_floor_bytes_per_s = analyze::detection_floor_bytes_per_s(
+      static_cast<double>(sample_bytes), max_duration, max_dumps);
+
+  // Symbolize raw sites; sites whose readable frames are the same merge.
+  symbolize::SiteSymbolizer sym(opt.symbols);
+  std::vector<uint32_t> display_of(t.sites.size());
+  std::vector<std::vector<SiteFrame>> display_frames;
+  std::unordered_map<std::string, uint32_t> by_sig;
+  for (uint32_t s = 0; s < t.sites.size(); ++s) {
+    auto frames = sym.site(t, s);
+    auto [it, fresh] = by_sig.try_emplace(signature(frames), static_cast<uint32_t>(display_frames.size()));
+    if (fresh) display_frames.push_back(std::move(frames));
+    display_of[s] = it->second;
+  }
+  for (const auto& m : sym.missing_modules())
+    report.warnings.push_back(absl::StrCat("binary not found for ", m, ": names come from the dump, no file:line"));
+
+  // Series per (display site, process), then verdicts.
+  size_t nsites = display_frames.size();
+  std::vector<std::vector<analyze::GrowthResult>> per_site_results(nsites);
+  std::vector<Site> sites(nsites);
+  for (size_t pi = 0; pi < t.processes.size(); ++pi) {
+    const auto& p = t.processes[pi];
+    // The final dump is written after the program's static destructors
+    // ran: it shows teardown, not the steady state. With enough periodic
+    // dumps, leave it out of the trend (and of "live at the last dump").
+    size_t nd = p.dumps.size();
+    if (nd >= 4 && p.dumps.back().final_dump) --nd;
+    // Dense [site][dump] only for sites this process has.
+    std::unordered_map<uint32_t, std::vector<analyze::Point>> series;
+    for (size_t di = 0; di < nd; ++di) {
+      for (const auto& v : p.values[di]) {
+        uint32_t ds = display_of[v.site];
+        auto [it, fresh] = series.try_emplace(ds);
+        if (fresh) {
+          it->second.resize(nd);
+          for (size_t k = 0; k < nd; ++k) it->second[k] = analyze::Point{p.dumps[k].t_s, 0, 0, -1};
+        }
+        analyze::Point& pt = it->second[di];
+        pt.live_bytes += v.live_bytes;
+        pt.live_samples += v.live_samples;
+        pt.alloc_bytes = (pt.alloc_bytes < 0 ? 0 : pt.alloc_bytes) + v.alloc_bytes;
+      }
+    }
+    for (auto& [ds, pts] : series) {
+      // Cumulative allocation is only written while a stack is active:
+      // carry it forward through dumps that do not mention the site.
+      double last_alloc = 0;
+      for (auto& pt : pts) {
+        if (pt.alloc_bytes < 0) pt.alloc_bytes = last_alloc;
+        last_alloc = pt.alloc_bytes = std::max(pt.alloc_bytes, last_alloc);
+      }
+      analyze::SeriesOptions so{static_cast<double>(p.dumps.back().sample_bytes)};
+      per_site_results[ds].push_back(analyze::analyze_series(pts, so));
+      Site& s = sites[ds];
+      s.live_bytes += pts.back().live_bytes;
+      s.live_samples += static_cast<uint64_t>(pts.back().live_samples);
+      s.alloc_bytes += pts.back().alloc_bytes;
+      s.processes += 1;
+      for (const auto& v : p.values[nd - 1])
+        if (display_of[v.site] == ds) s.live_count += v.live_count;
+      if (opt.keep_series) {
+        SiteProcessSeries sps{pi, {}};
+        for (const auto& pt : pts) sps.points.push_back({pt.t_s, pt.live_bytes});
+        s.series.push_back(std::move(sps));
+      }
+    }
+  }
+  for (size_t ds = 0; ds < nsites; ++ds) {
+    if (per_site_results[ds].empty()) continue;
+    analyze::GrowthResult r = analyze::combine(per_site_results[ds]);
+    Site& s = sites[ds];
+    s.verdict = analyze::verdict_name(r.verdict);
+    s.growth_bytes_per_s = r.growth_bytes_per_s;
+    s.growth_low = r.slope_low;
+    s.growth_high = r.slope_high;
+    s.confidence = r.confidence;
+    s.frames = std::move(display_frames[ds]);
+    report.sites.push_back(std::move(s));
+  }
+  std::stable_sort(report.sites.begin(), report.sites.end(), [](const Site& a, const Site& b) {
+    bool ga = a.verdict == "growing", gb = b.verdict == "growing";
+    if (ga != gb) return ga;
+    if (a.growth_bytes_per_s != b.growth_bytes_per_s) return a.growth_bytes_per_s > b.growth_bytes_per_s;
+    return a.live_bytes > b.live_bytes;
+  });
+  return report;
+}
+
+}  // namespace leakwatch

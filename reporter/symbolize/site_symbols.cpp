@@ -1,0 +1,87 @@
+#include "reporter/symbolize/site_symbols.h"
+
+#include <array>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace leakwatch::symbolize {
+
+namespace {
+std::string base_name(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+}  // namespace
+
+SiteSymbolizer::SiteSymbolizer(SymbolizerOptions options) : dwarf_(std::move(options)) {}
+
+const std::vector<SiteFrame>& SiteSymbolizer::frame(const merge::FrameKey& k) {
+  auto it = cache_.find(k.key);
+  if (it != cache_.end()) return it->second;
+  std::vector<SiteFrame> out;
+  if (k.jit) {
+    out.push_back({"[jit]", "", "", 0, false});
+  } else if (k.unknown) {
+    out.push_back({k.key == "[no stack]" ? "[no stack]" : absl::StrCat("[unknown 0x", absl::Hex(k.vaddr), "]"), "", "", 0,
+                   false});
+  } else {
+    // Return addresses point after the call; the call is at vaddr - 1.
+    auto src = dwarf_.symbolize(k.module, k.build_id, k.vaddr - 1);
+    auto [mit, first] = module_found_.try_emplace(k.module + "\n" + k.build_id, false);
+    if (first) {
+      mit->second = !dwarf_.resolved_path(k.module, k.build_id).empty() ||
+                    !dwarf_.debug_path(k.module, k.build_id).empty();
+      if (!mit->second) missing_.push_back(k.module);
+    }
+    for (const auto& s : src) {
+      SiteFrame f{s.function, k.module, s.file, s.line, s.inlined};
+      // A DWARF-less binary may still give a name; prefer the embedded one if it gave "??".
+      if ((f.function.empty() || f.function == "??") && !k.symbol.empty()) f.function = demangle(k.symbol);
+      out.push_back(std::move(f));
+    }
+    if (out.empty()) {
+      std::string fn = k.symbol.empty() ? absl::StrCat(base_name(k.module), "+0x", absl::Hex(k.vaddr)) : demangle(k.symbol);
+      out.push_back({fn, k.module, "", 0, false});
+    }
+  }
+  return cache_.emplace(k.key, std::move(out)).first->second;
+}
+
+bool is_allocator_frame(const SiteFrame& f) {
+  static const std::array<const char*, 22> kExact = {
+      "malloc", "calloc", "realloc", "free", "posix_memalign", "aligned_alloc", "memalign", "valloc", "pvalloc",
+      "reallocarray", "__libc_malloc", "__libc_calloc", "__libc_realloc", "__libc_memalign", "__GI___libc_malloc",
+      "__GI___libc_realloc", "__GI___libc_free", "_int_malloc", "_int_realloc", "tcache_init", "__libc_alloc_buffer_allocate",
+      "__posix_memalign"};
+  for (const char* e : kExact)
+    if (f.function == e) return true;
+  const std::string& fn = f.function;
+  if (absl::StartsWith(fn, "operator new") || absl::StartsWith(fn, "operator delete")) return true;
+  if ((absl::StartsWith(fn, "__gnu_cxx::new_allocator<") || absl::StartsWith(fn, "std::__new_allocator<") ||
+       absl::StartsWith(fn, "std::allocator_traits<") || absl::StartsWith(fn, "std::allocator<")) &&
+      absl::StrContains(fn, "::allocate("))
+    return true;
+  std::string mod = base_name(f.module);
+  return absl::StartsWith(mod, "libleakwatch") || absl::StartsWith(mod, "libjemalloc") ||
+         absl::StartsWith(mod, "libtcmalloc");
+}
+
+std::vector<SiteFrame> SiteSymbolizer::site(const merge::Timeline& t, uint32_t site_id) {
+  std::vector<SiteFrame> out;
+  if (site_id == merge::Timeline::kOtherSite) {
+    out.push_back({"[other]", "", "", 0, false});
+    return out;
+  }
+  for (uint32_t fid : t.sites[site_id]) {
+    const auto& fs = frame(t.frames[fid]);
+    out.insert(out.end(), fs.begin(), fs.end());
+  }
+  size_t skip = 0;
+  while (skip + 1 < out.size() && is_allocator_frame(out[skip])) ++skip;
+  out.erase(out.begin(), out.begin() + static_cast<long>(skip));
+  return out;
+}
+
+}  // namespace leakwatch::symbolize
