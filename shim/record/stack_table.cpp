@@ -20,7 +20,7 @@ bool StackTable::init(uint32_t max_stacks) {
   uint64_t index_cap = 1;
   while (index_cap < uint64_t{max_stacks} * 2) index_cap <<= 1;
   entries_ = static_cast<StackEntry**>(map_pages(sizeof(StackEntry*) * max_stacks, true));
-  index_ = static_cast<uint32_t*>(map_pages(sizeof(uint32_t) * index_cap, true));
+  index_ = static_cast<std::atomic<uint32_t>*>(map_pages(sizeof(uint32_t) * index_cap, true));
   if (!entries_ || !index_) return false;
   index_mask_ = index_cap - 1;
   // Id 0: the "[other]" stack, where samples go once the table is full.
@@ -38,29 +38,41 @@ StackEntry* StackTable::make(const uintptr_t* frames, uint32_t depth, uint64_t h
   return e;
 }
 
-uint32_t StackTable::intern(const uintptr_t* frames, uint32_t depth) {
-  if (!entries_) return 0;
-  uint64_t h = hash_frames(frames, depth);
-  LockGuard g(lock_);
+int64_t StackTable::probe(const uintptr_t* frames, uint32_t depth, uint64_t h, uint64_t* empty_slot) const {
   for (uint64_t i = h & index_mask_;; i = (i + 1) & index_mask_) {
-    uint32_t slot = index_[i];
+    uint32_t slot = index_[i].load(std::memory_order_acquire);
     if (slot == 0) {
-      uint32_t id = count_.load(std::memory_order_relaxed);
-      if (id >= max_stacks_) {
-        full_.store(true, std::memory_order_relaxed);
-        return 0;
-      }
-      StackEntry* e = make(frames, depth, h, id);
-      if (!e) return 0;
-      entries_[id] = e;
-      index_[i] = id + 1;
-      count_.store(id + 1, std::memory_order_release);
-      return id;
+      *empty_slot = i;
+      return -1;
     }
     StackEntry* e = entries_[slot - 1];
     if (e->hash == h && e->depth == depth && std::memcmp(e->frames, frames, depth * sizeof(uintptr_t)) == 0)
       return e->id;
   }
+}
+
+uint32_t StackTable::intern(const uintptr_t* frames, uint32_t depth) {
+  if (!entries_) return 0;
+  uint64_t h = hash_frames(frames, depth);
+  uint64_t empty;
+  // Most samples hit a known stack: find it without the lock. Entries are
+  // published (release) before their index slot, so a found slot is whole.
+  int64_t found = probe(frames, depth, h, &empty);
+  if (found >= 0) return static_cast<uint32_t>(found);
+  LockGuard g(lock_);
+  found = probe(frames, depth, h, &empty);  // someone may have added it meanwhile
+  if (found >= 0) return static_cast<uint32_t>(found);
+  uint32_t id = count_.load(std::memory_order_relaxed);
+  if (id >= max_stacks_) {
+    full_.store(true, std::memory_order_relaxed);
+    return 0;
+  }
+  StackEntry* e = make(frames, depth, h, id);
+  if (!e) return 0;
+  entries_[id] = e;
+  count_.store(id + 1, std::memory_order_release);
+  index_[empty].store(id + 1, std::memory_order_release);
+  return id;
 }
 
 void StackTable::on_alloc(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {

@@ -10,7 +10,8 @@
 // Counts are kept in fixed point (1/65536) so that a free subtracts exactly
 // what its allocation added.
 //
-// Thread-safety: intern() locks; everything else is lock-free.
+// Thread-safety: intern() finds a known stack without locking and locks
+// only to add a new one; everything else is lock-free.
 // Never calls malloc (memory from mmap).
 #pragma once
 
@@ -56,11 +57,13 @@ class StackTable {
 
  private:
   StackEntry* make(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint32_t id);
+  // Probes the index; returns the id or -1, and the first empty slot seen.
+  int64_t probe(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint64_t* empty_slot) const;
 
   SpinLock lock_;
   Arena arena_;
   StackEntry** entries_ = nullptr;
-  uint32_t* index_ = nullptr;  // open addressing over ids+1 (0 = empty)
+  std::atomic<uint32_t>* index_ = nullptr;  // open addressing over ids+1 (0 = empty)
   uint64_t index_mask_ = 0;
   uint32_t max_stacks_ = 0;
   std::atomic<uint32_t> count_{0};
