@@ -11,6 +11,8 @@ namespace leakwatch::merge {
 
 namespace {
 constexpr uint32_t kNoStackFrame = 0;  // frame id 0: "[no stack]"
+constexpr uint32_t kJitKey = 0xfffffffe;
+constexpr uint32_t kUnknownKey = 0xffffffff;
 }
 
 TimelineBuilder::TimelineBuilder() {
@@ -18,39 +20,40 @@ TimelineBuilder::TimelineBuilder() {
   none.key = "[no stack]";
   none.unknown = true;
   t_.frames.push_back(none);
-  frame_ids_[none.key] = kNoStackFrame;
   t_.sites.push_back({});  // kOtherSite
   site_ids_[{}] = Timeline::kOtherSite;
 }
 
-uint32_t TimelineBuilder::frame_id(const load::Dump& d, const load::Frame& f) {
-  FrameKey k;
-  if (f.module >= 0) {
-    const load::Module& m = d.modules[f.module];
-    if (m.kind == format::kJit) {
-      k.key = "[jit]";
-      k.jit = true;
-    } else {
-      k.module = m.path;
-      k.build_id = m.build_id;
-      k.vaddr = f.address - m.bias;
-      k.key = absl::StrCat(m.build_id.empty() ? m.path : m.build_id, ":", absl::Hex(k.vaddr));
-    }
-  } else {
-    k.unknown = true;
-    k.vaddr = f.address;
-    k.key = absl::StrCat("?:", absl::Hex(f.address));
-  }
-  auto it = frame_ids_.find(k.key);
+uint32_t TimelineBuilder::frame_id(const load::Dump& d, const load::Frame& f, const std::vector<uint32_t>& mkeys) {
+  std::pair<uint32_t, uint64_t> id_key;
+  if (f.module < 0) id_key = {kUnknownKey, f.address};
+  else if (d.modules[f.module].kind == format::kJit) id_key = {kJitKey, 0};
+  else id_key = {mkeys[f.module], f.address - d.modules[f.module].bias};
+  auto it = frame_ids_.find(id_key);
   if (it != frame_ids_.end()) {
     FrameKey& old = t_.frames[it->second];
     if (old.symbol.empty() && !f.symbol.empty()) old.symbol = f.symbol, old.symbol_offset = f.symbol_offset;
     return it->second;
   }
+  FrameKey k;
+  if (id_key.first == kUnknownKey) {
+    k.unknown = true;
+    k.vaddr = f.address;
+    k.key = absl::StrCat("?:", absl::Hex(f.address));
+  } else if (id_key.first == kJitKey) {
+    k.key = "[jit]";
+    k.jit = true;
+  } else {
+    const load::Module& m = d.modules[f.module];
+    k.module = m.path;
+    k.build_id = m.build_id;
+    k.vaddr = id_key.second;
+    k.key = absl::StrCat(m.build_id.empty() ? m.path : m.build_id, ":", absl::Hex(k.vaddr));
+  }
   k.symbol = f.symbol;
   k.symbol_offset = f.symbol_offset;
   uint32_t id = static_cast<uint32_t>(t_.frames.size());
-  frame_ids_.emplace(k.key, id);
+  frame_ids_.emplace(id_key, id);
   t_.frames.push_back(std::move(k));
   return id;
 }
@@ -72,8 +75,16 @@ void TimelineBuilder::add(const load::Dump& d) {
   }
   ProcessTimeline& p = t_.processes[pit->second];
 
+  // Modules are identified by build-id (ASLR and paths differ between
+  // replicas of one build), or by path when there is no build-id.
+  std::vector<uint32_t> mkeys(d.modules.size());
+  for (size_t i = 0; i < d.modules.size(); ++i) {
+    const auto& m = d.modules[i];
+    const std::string& ident = m.build_id.empty() ? m.path : m.build_id;
+    mkeys[i] = module_keys_.try_emplace(ident, static_cast<uint32_t>(module_keys_.size())).first->second;
+  }
   std::vector<uint32_t> fmap(d.frames.size());
-  for (size_t i = 0; i < d.frames.size(); ++i) fmap[i] = frame_id(d, d.frames[i]);
+  for (size_t i = 0; i < d.frames.size(); ++i) fmap[i] = frame_id(d, d.frames[i], mkeys);
   std::vector<uint32_t> stack_site(d.stacks.size());
   std::vector<uint32_t> ids;
   for (size_t s = 0; s < d.stacks.size(); ++s) {
@@ -88,7 +99,7 @@ void TimelineBuilder::add(const load::Dump& d) {
     if (fresh) t_.sites.push_back(ids);
     stack_site[s] = it->second;
   }
-  std::unordered_map<uint32_t, size_t> at;
+  absl::flat_hash_map<uint32_t, size_t> at;
   std::vector<Value> vals;
   vals.reserve(d.records.size());
   for (const load::Record& r : d.records) {

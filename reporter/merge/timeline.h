@@ -16,8 +16,10 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <unordered_map>
+#include <utility>
 #include <vector>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "reporter/load/dump_reader.h"
 
@@ -72,10 +74,11 @@ class TimelineBuilder {
   Timeline finish();  // sorts each process's dumps; drops duplicate copies
 
  private:
-  uint32_t frame_id(const load::Dump& d, const load::Frame& f);
+  uint32_t frame_id(const load::Dump& d, const load::Frame& f, const std::vector<uint32_t>& module_keys);
   Timeline t_;
-  std::unordered_map<std::string, uint32_t> frame_ids_;
-  std::map<std::vector<uint32_t>, uint32_t> site_ids_;
+  absl::flat_hash_map<std::string, uint32_t> module_keys_;                // build-id (or path) -> key
+  absl::flat_hash_map<std::pair<uint32_t, uint64_t>, uint32_t> frame_ids_;  // (module key, vaddr) -> frame id
+  absl::flat_hash_map<std::vector<uint32_t>, uint32_t> site_ids_;
   std::map<std::pair<uint64_t, uint64_t>, size_t> process_index_;
 };
 

@@ -9,9 +9,12 @@ namespace {
 double finite(double v) { return std::isfinite(v) ? v : 0; }
 }  // namespace
 
+// Streams one site at a time: a report with 10,000 sites and long series
+// never exists as one JSON tree in memory.
 void json(const Report& r, std::ostream& out) {
   using nlohmann::json;
-  json sites = json::array();
+  out << "{\"sites\": [";
+  bool first_site = true;
   for (const auto& s : r.sites) {
     json frames = json::array();
     for (const auto& f : s.frames)
@@ -26,7 +29,7 @@ void json(const Report& r, std::ostream& out) {
       for (const auto& p : ps.points) pts.push_back({p.t_s, p.live_bytes});
       series.push_back({{"process", ps.process}, {"points", pts}});
     }
-    sites.push_back({{"verdict", s.verdict},
+    json site = {{"verdict", s.verdict},
                      {"growth_bytes_per_s", finite(s.growth_bytes_per_s)},
                      {"growth_interval_bytes_per_s", {finite(s.growth_low), finite(s.growth_high)}},
                      {"live_bytes", s.live_bytes},
@@ -36,8 +39,11 @@ void json(const Report& r, std::ostream& out) {
                      {"confidence", s.confidence},
                      {"processes", s.processes},
                      {"frames", frames},
-                     {"series", series}});
+                     {"series", series}};
+    out << (first_site ? "\n " : ",\n ") << site.dump();
+    first_site = false;
   }
+  out << "\n],\n";
   json procs = json::array();
   for (const auto& p : r.processes)
     procs.push_back({{"pid", p.pid},
@@ -55,15 +61,16 @@ void json(const Report& r, std::ostream& out) {
                      {"exited_normally", p.final_dump},
                      {"dropped_samples", p.dropped_samples},
                      {"live_bytes", p.live_bytes}});
-  json doc = {{"sites", sites},
-              {"detection_floor_bytes_per_s",
+  json doc = {{"detection_floor_bytes_per_s",
                std::isfinite(r.detection_floor_bytes_per_s) ? json(r.detection_floor_bytes_per_s) : json(nullptr)},
               {"duration_s", r.duration_s},
               {"processes", procs},
               {"files_seen", r.files_seen},
               {"dumps_read", r.dumps_read},
               {"warnings", r.warnings}};
-  out << doc.dump(1) << "\n";
+  // The rest of the top-level object, without its opening brace.
+  std::string rest = doc.dump(1);
+  out << rest.substr(rest.find('{') + 1) << "\n";
 }
 
 }  // namespace leakwatch::render
