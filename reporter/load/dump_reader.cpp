@@ -94,6 +94,10 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   if (h.stored_size > avail) return bad(name, absl::StrCat("truncated: ", avail, " of ", h.stored_size, " payload bytes"));
   if (h.stored_size < avail) return bad(name, "trailing bytes after the payload");
   if (h.raw_size > fmtx::kMaxRawSize) return bad(name, "payload larger than the format allows");
+  // deflate cannot expand more than ~1032:1; refuse a claimed size that
+  // the stored bytes could not produce before allocating room for it.
+  if ((h.flags & fmtx::kFlagZlib) && h.raw_size > h.stored_size * 1032 + 1024)
+    return bad(name, "corrupted header (payload size impossible for its compressed size)");
   const auto* stored = reinterpret_cast<const uint8_t*>(bytes.data()) + h.header_size;
   if (crc32(0, stored, static_cast<uInt>(h.stored_size)) != h.payload_crc32)
     return bad(name, "corrupted payload (checksum mismatch)");
@@ -154,7 +158,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
       std::string key;
       if (!str(f.key, &key)) return bad(name, "identity field name out of range");
       std::string sval;
-      if (f.type == fmtx::kString && !str(static_cast<uint32_t>(f.value), &sval))
+      if (f.type == fmtx::kString && (f.value > UINT32_MAX || !str(static_cast<uint32_t>(f.value), &sval)))
         return bad(name, "identity string out of range");
       double fval = 0;
       if (f.type == fmtx::kF64) std::memcpy(&fval, &f.value, sizeof fval);
@@ -197,7 +201,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     if (auto st = table(name, "module", mc, sizeof(fmtx::Module), &n, &rs); !st.ok()) return st;
     d.modules.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* p;
+      const uint8_t* p = nullptr;
       mc.bytes(rs, &p);
       fmtx::Module fm;
       std::memcpy(&fm, p, sizeof fm);
@@ -212,7 +216,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     if (auto st = table(name, "frame", fc, sizeof(fmtx::Frame), &n, &rs); !st.ok()) return st;
     d.frames.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* p;
+      const uint8_t* p = nullptr;
       fc.bytes(rs, &p);
       fmtx::Frame ff;
       std::memcpy(&ff, p, sizeof ff);
@@ -250,7 +254,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     if (auto st = table(name, "record", rc, sizeof(fmtx::Record), &n, &rs); !st.ok()) return st;
     d.records.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* p;
+      const uint8_t* p = nullptr;
       rc.bytes(rs, &p);
       fmtx::Record fr;
       std::memcpy(&fr, p, sizeof fr);

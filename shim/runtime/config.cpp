@@ -108,8 +108,12 @@ void parse_config(GetEnv getenv, Config* c, ConfigWarnings* w) {
       c->interval_s = s;
   }
   if (const char* v = getenv("LEAKWATCH_MATCH")) {
+    bool has_glob = false;
+    for (const char* p = v; *p; ++p) has_glob |= (*p != ',' && *p != ' ');
     if (std::strlen(v) >= kMaxMatch)
       warn(w, "LEAKWATCH_MATCH", "...", "too long", "all");
+    else if (*v && !has_glob)
+      warn(w, "LEAKWATCH_MATCH", v, "no pattern in the list", "all");
     else
       copy(c->match, kMaxMatch, v);
   }

@@ -98,10 +98,38 @@ void find_container_id(const char* cgroup, const char* mountinfo, char* out, int
   out[0] = '\0';
   // cgroup v1 and v2 without a cgroup namespace: ".../docker-<id>.scope", "/kubepods/.../<id>".
   if (cgroup && find_hex64(cgroup, "", out, cap)) return;
-  // With a private cgroup namespace the runtime still shows through the
-  // bind mounts it made for /etc/hostname and friends.
-  if (mountinfo && (find_hex64(mountinfo, "containers/", out, cap) || find_hex64(mountinfo, "sandboxes/", out, cap)))
-    return;
+  // With a private cgroup namespace the cgroup path is just "/" (or the
+  // file is unreadable): then the
+  // runtime still shows through the files it bind-mounted into the
+  // container (/etc/hostname, /etc/hosts, /etc/resolv.conf). Only those
+  // lines are read: a host's own mount table also lists other containers'
+  // mounts (shm, overlay layers), which must not be taken for ours.
+  bool ns_root = !cgroup || (std::strcmp(cgroup, "0::/\n") == 0 || std::strcmp(cgroup, "0::/") == 0);
+  if (!ns_root || !mountinfo) return;
+  for (const char* line = mountinfo; *line;) {
+    const char* eol = std::strchr(line, '\n');
+    std::size_t len = eol ? static_cast<std::size_t>(eol - line) : std::strlen(line);
+    // Fields: id parent major:minor root mountpoint ...
+    const char* f = line;
+    const char* field[5] = {};
+    std::size_t flen[5] = {};
+    for (int i = 0; i < 5 && f < line + len; ++i) {
+      field[i] = f;
+      while (f < line + len && *f != ' ') ++f;
+      flen[i] = static_cast<std::size_t>(f - field[i]);
+      while (f < line + len && *f == ' ') ++f;
+    }
+    auto is = [&](const char* m) { return flen[4] == std::strlen(m) && std::strncmp(field[4], m, flen[4]) == 0; };
+    if (field[4] && (is("/etc/hostname") || is("/etc/hosts") || is("/etc/resolv.conf"))) {
+      char root[1024];
+      std::size_t n = flen[3] < sizeof root - 1 ? flen[3] : sizeof root - 1;
+      std::memcpy(root, field[3], n);
+      root[n] = '\0';
+      if (find_hex64(root, "containers/", out, cap) || find_hex64(root, "sandboxes/", out, cap)) return;
+    }
+    if (!eol) break;
+    line = eol + 1;
+  }
   out[0] = '\0';
 }
 
