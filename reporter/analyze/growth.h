@@ -49,7 +49,8 @@
 //    half clears 3 sigma and the recent half clears 2 on its own; otherwise (a
 //    fill that slowed, a warm-up, a late start) z = z_recent: the recent half
 //    must clear 3 sigma alone.
-//  * Levels: medians of the first, middle and last ceil(n/10) (1..5) dumps.
+//  * Levels: medians of ceil(n/10) (1..5) dumps at the start, a quarter and half
+//    way through, and at the end of the run; their noise from the same model.
 //
 // Verdicts, decided in this order:
 //  insufficient  fewer than 3 dumps, a zero time span, unknown S, or fewer than 4
@@ -101,7 +102,8 @@ namespace leakwatch::analyze {
 // the unbiased live estimate (0 when the site is absent from the dump: a real
 // zero); live_samples: raw number of samples behind live_bytes (0 if unknown;
 // the analysis then assumes small allocations); alloc_bytes: estimated
-// cumulative bytes allocated by the site so far (non-decreasing).
+// cumulative bytes allocated by the site so far (non-decreasing; 0 if unknown,
+// and turnover is then priced at its worst-case lifetime).
 struct Point {
   double t_s;
   double live_bytes;
