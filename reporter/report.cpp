@@ -1,6 +1,8 @@
 #include "reporter/report.h"
 
 #include <algorithm>
+#include <atomic>
+#include <thread>
 #include <cmath>
 #include <unordered_map>
 
@@ -14,6 +16,24 @@
 namespace leakwatch {
 
 namespace {
+
+// Runs fn(0..n-1) on up to hardware_concurrency threads.
+template <typename Fn>
+void parallel_for(size_t n, Fn fn, size_t min_parallel = 64) {
+  size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 8);
+  if (n < min_parallel || threads == 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1, std::memory_order_relaxed)) < n;) fn(i);
+  };
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+}
 
 std::string signature(const std::vector<SiteFrame>& frames) {
   std::string s;
@@ -31,15 +51,22 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
     return absl::NotFoundError(absl::StrCat("no dump files (*.lwdump) in ", absl::StrJoin(opt.inputs, ", ")));
   report.files_seen = files->size();
 
+  // Files are read and checked in parallel, a few at a time (bounded
+  // memory), and merged in order on this thread.
   merge::TimelineBuilder builder;
-  for (const auto& f : *files) {
-    auto d = load::read_dump(f);
-    if (!d.ok()) {
-      report.warnings.push_back(absl::StrCat("skipping ", d.status().message()));
-      continue;
+  const size_t batch = 16;
+  for (size_t at = 0; at < files->size(); at += batch) {
+    size_t n = std::min(batch, files->size() - at);
+    std::vector<absl::StatusOr<load::Dump>> loaded(n, absl::UnknownError("not read"));
+    parallel_for(n, [&](size_t i) { loaded[i] = load::read_dump((*files)[at + i]); }, 2);
+    for (auto& d : loaded) {
+      if (!d.ok()) {
+        report.warnings.push_back(absl::StrCat("skipping ", d.status().message()));
+        continue;
+      }
+      builder.add(*d);
+      ++report.dumps_read;
     }
-    builder.add(*d);
-    ++report.dumps_read;
   }
   if (report.dumps_read == 0)
     return absl::DataLossError(absl::StrCat("none of the ", report.files_seen, " dump files could be read (",
@@ -123,7 +150,15 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
         pt.alloc_bytes = (pt.alloc_bytes < 0 ? 0 : pt.alloc_bytes) + v.alloc_bytes;
       }
     }
-    for (auto& [ds, pts] : series) {
+    std::vector<std::pair<uint32_t, std::vector<analyze::Point>>> items;
+    items.reserve(series.size());
+    for (auto& kv : series) items.emplace_back(kv.first, std::move(kv.second));
+    series.clear();
+    // Each series is analysed on its own: spread them over the cores.
+    std::vector<analyze::GrowthResult> results(items.size());
+    analyze::SeriesOptions so{static_cast<double>(p.dumps.back().sample_bytes)};
+    parallel_for(items.size(), [&](size_t i) {
+      auto& pts = items[i].second;
       // Cumulative allocation is only written while a stack is active:
       // carry it forward through dumps that do not mention the site.
       double last_alloc = 0;
@@ -131,17 +166,23 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
         if (pt.alloc_bytes < 0) pt.alloc_bytes = last_alloc;
         last_alloc = pt.alloc_bytes = std::max(pt.alloc_bytes, last_alloc);
       }
-      analyze::SeriesOptions so{static_cast<double>(p.dumps.back().sample_bytes)};
-      per_site_results[ds].push_back(analyze::analyze_series(pts, so));
+      results[i] = analyze::analyze_series(pts, so);
+    });
+    std::unordered_map<uint32_t, double> live_count;
+    for (const auto& v : p.values[nd - 1]) live_count[display_of[v.site]] += v.live_count;
+    for (size_t i = 0; i < items.size(); ++i) {
+      uint32_t ds = items[i].first;
+      const auto& pts = items[i].second;
+      per_site_results[ds].push_back(results[i]);
       Site& s = sites[ds];
       s.live_bytes += pts.back().live_bytes;
       s.live_samples += static_cast<uint64_t>(pts.back().live_samples);
       s.alloc_bytes += pts.back().alloc_bytes;
       s.processes += 1;
-      for (const auto& v : p.values[nd - 1])
-        if (display_of[v.site] == ds) s.live_count += v.live_count;
+      if (auto it = live_count.find(ds); it != live_count.end()) s.live_count += it->second;
       if (opt.keep_series) {
         SiteProcessSeries sps{pi, {}};
+        sps.points.reserve(pts.size());
         for (const auto& pt : pts) sps.points.push_back({pt.t_s, pt.live_bytes});
         s.series.push_back(std::move(sps));
       }
