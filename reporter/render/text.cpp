@@ -37,6 +37,17 @@ void text(const Report& r, const TextOptions& o, std::ostream& out) {
   out << absl::StrFormat("detection floor: %s (slower leaks could go unseen in a run this short)\n",
                          std::isfinite(r.detection_floor_bytes_per_s) ? human_rate(r.detection_floor_bytes_per_s)
                                                                        : std::string("n/a (need 3+ dumps)"));
+  // Post-mortems start here: which processes, and did they end normally.
+  for (size_t i = 0; i < r.processes.size() && i < 5; ++i) {
+    const auto& p = r.processes[i];
+    auto slash = p.executable.rfind('/');
+    out << absl::StrFormat("  pid %d %s on %s%s: %d dumps over %s, %s\n", p.pid,
+                           slash == std::string::npos ? p.executable : p.executable.substr(slash + 1), p.host,
+                           p.container.empty() ? "" : " (container " + p.container.substr(0, 12) + ")", p.dumps,
+                           human_duration(p.duration_s),
+                           p.final_dump ? "exited normally" : "no final dump: killed, or still running");
+  }
+  if (r.processes.size() > 5) out << absl::StrFormat("  ... and %d more processes\n", r.processes.size() - 5);
   size_t growing = std::count_if(r.sites.begin(), r.sites.end(), [](const Site& s) { return s.verdict == "growing"; });
   out << (growing ? paint(absl::StrFormat("%d growing site%s\n", growing, growing == 1 ? "" : "s"), "1;31")
                   : paint("no growing sites\n", "1;32"));

@@ -1,6 +1,7 @@
 #include "reporter/symbolize/site_symbols.h"
 
 #include <array>
+#include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -9,6 +10,24 @@
 namespace leakwatch::symbolize {
 
 namespace {
+// "ns::f(int, char) const" -> "ns::f": reports name functions, not
+// overloads; the file:line beside them tells overloads apart.
+std::string strip_params(const std::string& name) {
+  std::string n = name;
+  for (const char* q : {" const", " volatile", " &&", " &", " noexcept"})
+    while (n.size() > std::strlen(q) && n.compare(n.size() - std::strlen(q), std::string::npos, q) == 0)
+      n.resize(n.size() - std::strlen(q));
+  if (n.empty() || n.back() != ')') return name;
+  int depth = 0;
+  for (size_t i = n.size(); i-- > 0;) {
+    if (n[i] == ')') ++depth;
+    else if (n[i] == '(' && --depth == 0) return i == 0 ? name : n.substr(0, i);
+  }
+  return name;
+}
+
+std::string pretty(const std::string& symbol) { return strip_params(demangle(symbol)); }
+
 std::string base_name(const std::string& p) {
   auto s = p.rfind('/');
   return s == std::string::npos ? p : p.substr(s + 1);
@@ -37,12 +56,16 @@ const std::vector<SiteFrame>& SiteSymbolizer::frame(const merge::FrameKey& k) {
     }
     for (const auto& s : src) {
       SiteFrame f{s.function, k.module, s.file, s.line, s.inlined};
-      // A DWARF-less binary may still give a name; prefer the embedded one if it gave "??".
-      if ((f.function.empty() || f.function == "??") && !k.symbol.empty()) f.function = demangle(k.symbol);
+      // The real (not inlined) function is named from the symbol the shim
+      // embedded when there is one, so a site reads the same with and
+      // without the binary (DWARF may give only a short DW_AT_name).
+      if (!f.inlined && !k.symbol.empty()) f.function = k.symbol;
+      if ((f.function.empty() || f.function == "??") && !k.symbol.empty()) f.function = k.symbol;
+      f.function = pretty(f.function);
       out.push_back(std::move(f));
     }
     if (out.empty()) {
-      std::string fn = k.symbol.empty() ? absl::StrCat(base_name(k.module), "+0x", absl::Hex(k.vaddr)) : demangle(k.symbol);
+      std::string fn = k.symbol.empty() ? absl::StrCat(base_name(k.module), "+0x", absl::Hex(k.vaddr)) : pretty(k.symbol);
       out.push_back({fn, k.module, "", 0, false});
     }
   }
@@ -61,7 +84,7 @@ bool is_allocator_frame(const SiteFrame& f) {
   if (absl::StartsWith(fn, "operator new") || absl::StartsWith(fn, "operator delete")) return true;
   if ((absl::StartsWith(fn, "__gnu_cxx::new_allocator<") || absl::StartsWith(fn, "std::__new_allocator<") ||
        absl::StartsWith(fn, "std::allocator_traits<") || absl::StartsWith(fn, "std::allocator<")) &&
-      absl::StrContains(fn, "::allocate("))
+      (absl::EndsWith(fn, "::allocate") || absl::StrContains(fn, "::allocate(")))
     return true;
   std::string mod = base_name(f.module);
   return absl::StartsWith(mod, "libleakwatch") || absl::StartsWith(mod, "libjemalloc") ||

@@ -68,27 +68,32 @@ void file_name(char* out, int cap, uint64_t seq, bool tmp) {
          format::kFileSuffix, tmp ? ".tmp" : "");
 }
 
-// mkdir -p; errors other than EEXIST surface when the file is opened.
-void make_dirs(const char* dir) {
+// mkdir -p. Returns the errno of the first component that could not be
+// created (0 if all exist), so a failing open can say why: "Read-only
+// file system" is more use to a user than the ENOENT that follows it.
+int make_dirs(const char* dir) {
   char path[kMaxPath];
   std::size_t n = std::strlen(dir);
-  if (n >= sizeof path) return;
+  if (n >= sizeof path) return ENAMETOOLONG;
   std::memcpy(path, dir, n + 1);
+  int err = 0;
   for (std::size_t i = 1; i <= n; ++i) {
     if (path[i] == '/' || path[i] == '\0') {
       char c = path[i];
       path[i] = '\0';
-      g_file_ops.mkdir(path, 0700);
+      if (g_file_ops.mkdir(path, 0700) != 0 && errno != EEXIST) err = errno;
       path[i] = c;
+      if (err) break;
     }
   }
+  return err;
 }
 
 bool write_file(const ByteBuffer& bytes, uint64_t seq) {
   char tmp[kMaxPath + 128], final_path[kMaxPath + 128];
   file_name(tmp, sizeof tmp, seq, true);
   file_name(final_path, sizeof final_path, seq, false);
-  make_dirs(g_config.dir);
+  int mkdir_err = make_dirs(g_config.dir);
   int fd = g_file_ops.open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0 && errno == EEXIST) {  // a stale temp file of ours: replace it
     g_file_ops.unlink(tmp);
@@ -96,6 +101,7 @@ bool write_file(const ByteBuffer& bytes, uint64_t seq) {
   }
   if (fd < 0) {
     int e = errno;
+    if (e == ENOENT && mkdir_err) e = mkdir_err;
     log_once(Once::kDumpDirUnwritable, "cannot write dumps in %s: %s; will retry every interval", g_config.dir,
              errno_text(e));
     g_dir_failing = true;

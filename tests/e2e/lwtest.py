@@ -5,9 +5,11 @@ Every wait is bounded; nothing sleeps in place of a condition.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 BUILD = os.environ.get("LEAKWATCH_BUILD") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
@@ -71,14 +73,212 @@ def report_json(inputs, timeout=300, extra=()):
     return json.loads(p.stdout)
 
 
+# Extensions: plain (shim-less) runs to compare against, long-running
+# processes, dump contents, polling with a deadline, building test libraries.
+
+
+CC = os.environ.get("CC") or shutil.which("cc") or "gcc"
+
+
+def plain_env(extra=None):
+    """The environment without the shim or any LEAKWATCH_ variable."""
+    env = dict(os.environ)
+    for k in list(env):
+        if k.startswith("LEAKWATCH_") or k == "LD_PRELOAD":
+            del env[k]
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_plain(cmd, timeout=120, env=None, input=None, executable=None, cwd=None):
+    """Runs cmd without the shim; returns a Run (with no dump directory)."""
+    stdin = {"input": input} if input is not None else {"stdin": subprocess.DEVNULL}
+    p = subprocess.run(cmd, env=plain_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                       executable=executable, cwd=cwd, **stdin)
+    return Run(p, None)
+
+
+def run_shim(cmd, dump_dir, timeout=120, env=None, input=None, executable=None, cwd=None, preload=None,
+             **shim_vars):
+    """Like run(), with executable/cwd and an explicit LD_PRELOAD value
+    (preload) allowed; the Run also has the process id (pid)."""
+    e = shim_env(dump_dir, **shim_vars)
+    if env:
+        e.update(env)
+    if preload is not None:
+        e["LD_PRELOAD"] = preload
+    with subprocess.Popen(cmd, env=e, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, executable=executable, cwd=cwd) as p:
+        try:
+            out, err = p.communicate(input=input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise
+        r = Run(subprocess.CompletedProcess(cmd, p.returncode, out, err), dump_dir)
+        r.pid = p.pid
+    return r
+
+
+def wait_until(predicate, timeout, what, poll=0.02):
+    """Polls predicate() until it returns a true value or timeout seconds pass.
+    Returns that value; raises AssertionError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = predicate()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
+        time.sleep(poll)
+
+
+def list_dumps(dump_dir):
+    """Complete dumps in dump_dir (temp files, named .*.tmp, excluded)."""
+    if not dump_dir or not os.path.isdir(dump_dir):
+        return []
+    return sorted(os.path.join(dump_dir, f) for f in os.listdir(dump_dir)
+                  if f.endswith(".lwdump") and not f.startswith("."))
+
+
+_MODULE_RE = re.compile(r"^    [0-9a-f]+-[0-9a-f]+ (.*?)(?: build-id [0-9a-f]+)?$")
+
+
+def inspect_info(path, timeout=60):
+    """Runs `leakwatch inspect` on one dump and parses what it printed.
+    Returns a dict: pid, ppid, exe, cmdline, seq, final, sample_bytes,
+    modules (list of paths), text (the whole output). Raises if invalid."""
+    r = inspect(path, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError("invalid dump %s (exit %d): %s" % (path, r.returncode, r.stderr))
+    info = {"text": r.stdout, "modules": [], "final": False}
+    section = None
+    for line in r.stdout.splitlines():
+        m = re.match(r"^  process     (.*) \(pid (\d+), ppid (\d+), instance ([0-9a-f]+)\)$", line)
+        if m:
+            info.update(exe=m.group(1), pid=int(m.group(2)), ppid=int(m.group(3)), instance=m.group(4))
+            continue
+        m = re.match(r"^  command     (.*)$", line)
+        if m:
+            info["cmdline"] = m.group(1)
+            continue
+        m = re.match(r"^  dump        #(\d+) at .*$", line)
+        if m:
+            info["seq"] = int(m.group(1))
+            info["final"] = "final (normal exit)" in line
+            continue
+        m = re.match(r"^  sampling    every (\d+) bytes", line)
+        if m:
+            info["sample_bytes"] = int(m.group(1))
+            continue
+        if line.startswith("  modules:"):
+            section = "modules"
+            continue
+        if line.startswith("  largest live records:"):
+            section = None
+            continue
+        if section == "modules":
+            m = _MODULE_RE.match(line)
+            if m:
+                info["modules"].append(m.group(1))
+    for k in ("pid", "ppid", "exe", "seq"):
+        if k not in info:
+            raise AssertionError("`leakwatch inspect %s` printed no %s:\n%s" % (path, k, r.stdout))
+    return info
+
+
+def site_functions(report):
+    """Every frame function named by any site of a JSON report."""
+    return {f["function"] for s in report["sites"] for f in s["frames"] if f.get("function")}
+
+
+def sites_with_function(report, name):
+    """Sites whose frames include a function whose name contains `name`."""
+    return [s for s in report["sites"] if any(name in (f.get("function") or "") for f in s["frames"])]
+
+
+def build_shared(src, out, cflags=(), timeout=120):
+    """Compiles one C source file into a shared library (-shared -fPIC -g)."""
+    cmd = [CC, "-shared", "-fPIC", "-g", "-O1", "-fno-omit-frame-pointer", *cflags, "-o", out, src]
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise AssertionError("building %s failed: %s\n%s" % (out, " ".join(cmd), p.stderr))
+    return out
+
+
+PROGRAM_SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "programs")
+
+
+def program_source(name):
+    return os.path.join(PROGRAM_SOURCES, name)
+
+
+class Background:
+    """A long-running process under test: stdin is a pipe the test holds
+    open; stdout and stderr go to files that can be read while it runs."""
+
+    def __init__(self, cmd, env, workdir, name="bg", executable=None, cwd=None):
+        self.out_path = os.path.join(workdir, name + ".stdout")
+        self.err_path = os.path.join(workdir, name + ".stderr")
+        self._out = open(self.out_path, "wb")
+        self._err = open(self.err_path, "wb")
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=self._out, stderr=self._err,
+                                     executable=executable, cwd=cwd)
+        self.pid = self.proc.pid
+        self.returncode = None
+
+    def stdout(self):
+        with open(self.out_path, "rb") as f:
+            return f.read()
+
+    def stderr(self):
+        with open(self.err_path, "rb") as f:
+            return f.read()
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def finish(self, timeout=60):
+        """Closes stdin and waits (bounded) for the process to exit."""
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        self.returncode = self.proc.wait(timeout=timeout)
+        self._close_files()
+        return self.returncode
+
+    def kill(self, sig=9):
+        if self.proc.poll() is None:
+            os.kill(self.pid, sig)
+        self.returncode = self.proc.wait(timeout=60)
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        self._close_files()
+        return self.returncode
+
+    def _close_files(self):
+        for f in (self._out, self._err):
+            if not f.closed:
+                f.close()
+
+
 class ShimTestCase(unittest.TestCase):
     """A test case with a fresh dump directory, removed afterwards."""
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="lwtest.")
         self.dir = os.path.join(self.tmp, "dumps")
+        self._bg = []
 
     def tearDown(self):
+        for b in getattr(self, "_bg", ()):  # processes the test started and left running (a failed test)
+            if b.proc.poll() is None:
+                b.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def assertDumpsValid(self, run_or_paths, at_least=1):
@@ -88,3 +288,44 @@ class ShimTestCase(unittest.TestCase):
             r = inspect(p)
             self.assertEqual(r.returncode, 0, "invalid dump %s: %s" % (p, r.stderr))
         return paths
+
+    def start(self, cmd, dump_dir=None, preload=True, env=None, name="bg", executable=None, cwd=None, **shim_vars):
+        """Starts cmd in the background (with the shim unless preload=False)."""
+        if preload:
+            e = shim_env(dump_dir or self.dir, **shim_vars)
+            if env:
+                e.update(env)
+        else:
+            e = plain_env(env)
+        b = Background(cmd, e, self.tmp, name=name, executable=executable, cwd=cwd)
+        self._bg.append(b)
+        return b
+
+    def assertSameAsPlain(self, cmd, timeout=120, env=None, input=None, executable=None, preload=None,
+                          plain_preload=None, expect_returncode=0, dump_dir=None, **shim_vars):
+        """Runs cmd without and with the shim; both must exit the same way
+        with the same stdout, and the shim run must print nothing more on
+        stderr. Returns the shim Run."""
+        penv = dict(env or {})
+        if plain_preload:
+            penv["LD_PRELOAD"] = plain_preload
+        base = run_plain(cmd, timeout=timeout, env=penv, input=input, executable=executable)
+        self.assertEqual(base.returncode, expect_returncode, "plain run failed: %r\nstderr: %s" % (cmd, base.stderr))
+        r = run_shim(cmd, dump_dir or self.dir, timeout=timeout, env=env, input=input, executable=executable,
+                     preload=preload, **shim_vars)
+        self.assertEqual(r.returncode, base.returncode, "exit status differs under the shim; stderr: %s" % r.stderr)
+        self.assertEqual(r.stdout, base.stdout, "stdout differs under the shim")
+        self.assertEqual(r.stderr, base.stderr, "stderr differs under the shim (the shim must be silent)")
+        return r
+
+    def assertFinalDumpLast(self, paths):
+        """The last dump (by sequence number) of each process is marked final."""
+        by_proc = {}
+        for p in paths:
+            i = inspect_info(p)
+            by_proc.setdefault((i["pid"], i["instance"]), []).append(i)
+        for key, infos in by_proc.items():
+            infos.sort(key=lambda i: i["seq"])
+            self.assertTrue(infos[-1]["final"], "last dump of process %s is not final" % (key,))
+            self.assertFalse(any(i["final"] for i in infos[:-1]), "a non-last dump of %s is final" % (key,))
+        return by_proc

@@ -20,10 +20,11 @@ DURATION = 20
 
 
 def site_function(site):
+    # Names are demangled without parameters: "(anonymous namespace)::leak_fast".
     for f in site["frames"]:
-        if f["function"] in ("leak_fast", "leak_medium", "leak_slow", "fill_cache", "make_spike", "churn_block",
-                             "keep_big"):
-            return f["function"]
+        short = f["function"].split("::")[-1]
+        if short in ("leak_fast", "leak_medium", "leak_slow", "fill_cache", "make_spike", "churn_block", "keep_big"):
+            return short
     return None
 
 

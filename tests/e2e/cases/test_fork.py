@@ -1,0 +1,80 @@
+"""fork() while other threads hammer malloc/free: no deadlock (every run is
+bounded by a timeout), each child is a process of its own in the dumps
+(own pid, ppid = the parent), the parent's dumps stay valid. Also fork+exec
+and posix_spawn of another program."""
+import os
+import unittest
+
+import lwtest
+
+FORKS = 30
+THREADS = 4
+
+
+class Fork(lwtest.ShimTestCase):
+    def by_process(self):
+        procs = {}
+        for p in lwtest.list_dumps(self.dir):
+            i = lwtest.inspect_info(p)
+            procs.setdefault(i["pid"], []).append(i)
+        for infos in procs.values():
+            infos.sort(key=lambda i: i["seq"])
+        return procs
+
+    def check_parent(self, r, procs):
+        self.assertIn(r.pid, procs, "no dump from the parent")
+        parent = procs[r.pid]
+        self.assertTrue(all(i["ppid"] == os.getpid() for i in parent))
+        self.assertTrue(parent[-1]["final"], "the parent's last dump is not final")
+        return {pid: infos for pid, infos in procs.items() if pid != r.pid}
+
+    def fork_storm(self, **shim_vars):
+        cmd = [lwtest.program("fork_storm"), str(FORKS), str(THREADS)]
+        r = self.assertSameAsPlain(cmd, timeout=120, **shim_vars)
+        self.assertIn(b"fork_storm: %d of %d children ok" % (FORKS, FORKS), r.stdout)
+        self.assertDumpsValid(r)
+        procs = self.by_process()
+        children = self.check_parent(r, procs)
+        for pid, infos in children.items():
+            for i in infos:
+                self.assertEqual(i["ppid"], r.pid, "dump of pid %d: ppid %d, parent is %d" % (pid, i["ppid"], r.pid))
+                self.assertEqual(os.path.basename(i["exe"]), "fork_storm")
+            self.assertFalse(any(i["final"] for i in infos[:-1]))
+        # Children leaving with exit() write a final dump; those leaving
+        # with _exit() cannot (no destructors run).
+        finals = [pid for pid, infos in children.items() if infos[-1]["final"]]
+        self.assertEqual(len(finals), (FORKS + 1) // 2, "children with a final dump: %s" % sorted(finals))
+        return r
+
+    def test_fork_every_allocation_sampled(self):
+        self.fork_storm(sample_bytes=1, interval=0.05)
+        rep = lwtest.report_json(self.dir)
+        self.assertTrue(lwtest.sites_with_function(rep, "child_leak"), "no child_leak site in the report")
+
+    def test_fork_sparse_sampling(self):
+        self.fork_storm(sample_bytes=4096, interval=0.05)
+
+    def test_fork_default_sampling(self):
+        self.fork_storm(interval=0.05)
+
+    def test_fork_exec_and_posix_spawn(self):
+        n = 8
+        cmd = [lwtest.program("fork_storm"), str(n), "2", lwtest.program("exec_child")]
+        r = self.assertSameAsPlain(cmd, timeout=120, sample_bytes=1, interval=0.05)
+        self.assertIn(b"fork_storm: %d of %d children ok" % (n, n), r.stdout)
+        self.assertDumpsValid(r)
+        procs = self.by_process()
+        children = self.check_parent(r, procs)
+        self.assertEqual(len(children), n, "exec'd children with dumps: %s" % sorted(children))
+        for pid, infos in children.items():
+            self.assertEqual(os.path.basename(infos[-1]["exe"]), "exec_child")
+            self.assertTrue(all(i["ppid"] == r.pid for i in infos))
+            self.assertTrue(infos[-1]["final"])
+        rep = lwtest.report_json(self.dir)
+        sites = lwtest.sites_with_function(rep, "exec_child_leak")
+        self.assertEqual(len(sites), 1)
+        self.assertEqual(sites[0]["processes"], n)
+
+
+if __name__ == "__main__":
+    unittest.main()
