@@ -41,6 +41,39 @@ int g_kept_count = 0;
 // that allocated since, even if nothing of theirs is live now).
 uint64_t* g_last_total = nullptr;
 SymbolResolver* g_symbols = nullptr;
+// Every ELF module seen by an earlier dump. Blocks allocated by a library
+// that was dlclose'd since are still live, and their frames still point
+// into its old range: they are named from this list (and from the symbol
+// table the resolver keeps mapped) instead of becoming "[unknown]".
+constexpr int kMaxKnownModules = 2048;
+ModuleInfo* g_known = nullptr;
+int g_known_count = 0;
+Arena g_known_arena;
+
+void remember_modules(const ModuleMap& mods) {
+  if (!g_known) return;
+  for (int i = 0; i < mods.count; ++i) {
+    const ModuleInfo& m = mods.mods[i];
+    if (m.kind != format::kElf) continue;
+    bool seen = false;
+    for (int k = g_known_count - 1; k >= 0 && !seen; --k)
+      seen = g_known[k].start == m.start && g_known[k].bias == m.bias && std::strcmp(g_known[k].path, m.path) == 0;
+    if (seen || g_known_count >= kMaxKnownModules) continue;
+    std::size_t n = std::strlen(m.path) + 1;
+    char* path = static_cast<char*>(g_known_arena.alloc(n, 1));
+    if (!path) return;
+    std::memcpy(path, m.path, n);
+    g_known[g_known_count] = m;
+    g_known[g_known_count++].path = path;
+  }
+}
+
+// The most recently seen module that covered addr, or -1.
+int find_known(uintptr_t addr) {
+  for (int k = g_known_count - 1; k >= 0; --k)
+    if (addr >= g_known[k].start && addr < g_known[k].end) return k;
+  return -1;
+}
 alignas(SymbolResolver) char g_symbols_storage[sizeof(SymbolResolver)];
 
 const char* errno_text(int e) {
@@ -183,6 +216,7 @@ bool build_payload(PayloadBuilder& b, Arena& scratch, bool final_dump, uint64_t 
 
   ModuleMap mods;
   if (!collect_modules(&scratch, g_identity.exe, &mods)) return false;
+  remember_modules(mods);
 
   // Frame table: unique addresses among the kept stacks.
   uint64_t fcap = 1024;
@@ -254,12 +288,34 @@ bool build_payload(PayloadBuilder& b, Arena& scratch, bool final_dump, uint64_t 
   b.field_str("match", g_config.match);
   b.end_section();
 
+  // Frames outside every loaded module: look in modules unloaded since.
+  auto* frame_mod = static_cast<int*>(scratch.alloc(sizeof(int) * (nuniq + 1)));
+  auto* extra = static_cast<int*>(scratch.alloc(sizeof(int) * kMaxKnownModules));
+  if (!frame_mod || !extra) return false;
+  int nextra = 0;
+  for (uint32_t i = 0; i < nuniq; ++i) {
+    int mi = mods.find(faddr[i]);
+    if (mi < 0) {
+      int k = find_known(faddr[i]);
+      if (k >= 0) {
+        int e = 0;
+        while (e < nextra && extra[e] != k) ++e;
+        if (e == nextra) extra[nextra++] = k;
+        mi = mods.count + e;
+      }
+    }
+    frame_mod[i] = mi;
+  }
+  auto module_at = [&](int mi) -> const ModuleInfo& {
+    return mi < mods.count ? mods.mods[mi] : g_known[extra[mi - mods.count]];
+  };
+
   // MODS
   b.begin_section(format::kModules);
-  b.put(static_cast<uint32_t>(mods.count));
+  b.put(static_cast<uint32_t>(mods.count + nextra));
   b.put(static_cast<uint32_t>(sizeof(format::Module)));
-  for (int i = 0; i < mods.count; ++i) {
-    const ModuleInfo& m = mods.mods[i];
+  for (int i = 0; i < mods.count + nextra; ++i) {
+    const ModuleInfo& m = module_at(i);
     format::Module fm{m.start, m.end, m.bias, b.str(m.path), b.str(m.build_id), m.kind, 0};
     b.put(fm);
   }
@@ -270,10 +326,10 @@ bool build_payload(PayloadBuilder& b, Arena& scratch, bool final_dump, uint64_t 
   b.put(nuniq);
   b.put(static_cast<uint32_t>(sizeof(format::Frame)));
   for (uint32_t i = 0; i < nuniq; ++i) {
-    int mi = mods.find(faddr[i]);
+    int mi = frame_mod[i];
     format::Frame fr{faddr[i], mi < 0 ? format::kNoModule : static_cast<uint32_t>(mi), 0, 0};
     if (mi >= 0) {
-      SymbolHit hit = g_symbols->resolve(mods.mods[mi], faddr[i]);
+      SymbolHit hit = g_symbols->resolve(module_at(mi), faddr[i]);
       if (hit.name) fr.symbol = b.str(hit.name), fr.symbol_offset = hit.offset;
     }
     b.put(fr);
@@ -359,7 +415,8 @@ bool writer_init() {
   g_symbols = new (g_symbols_storage) SymbolResolver();
   g_kept = static_cast<uint64_t*>(map_pages(sizeof(uint64_t) * (g_config.max_dumps + 2)));
   g_last_total = static_cast<uint64_t*>(map_pages(sizeof(uint64_t) * (1u << 18), true));
-  return g_kept && g_last_total;
+  g_known = static_cast<ModuleInfo*>(map_pages(sizeof(ModuleInfo) * kMaxKnownModules, true));
+  return g_kept && g_last_total && g_known;
 }
 
 bool writer_start() {

@@ -156,6 +156,30 @@ LW_EXPORT void _ZdaPvmSt11align_val_t(void* p, size_t, size_t) { do_free(p); }
 LW_EXPORT void _ZdlPvSt11align_val_tRKSt9nothrow_t(void* p, size_t, const void*) { do_free(p); }
 LW_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void* p, size_t, const void*) { do_free(p); }
 
+// ---- jemalloc's API (only called by programs that link jemalloc).
+
+LW_EXPORT void sdallocx(void* p, size_t n, int flags) {
+  if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0 || g_real.sdallocx == nullptr)) {
+    if (!p) return;
+    if (forget_if_sampled(p) || g_real.sdallocx == nullptr) {
+      // Sampled blocks are over-aligned: let jemalloc find the size itself.
+      if (g_real.dallocx) g_real.dallocx(p, flags);
+      else do_free(p);
+      return;
+    }
+  }
+  g_real.sdallocx(p, n, flags);
+}
+
+LW_EXPORT void dallocx(void* p, int flags) {
+  if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0 || g_real.dallocx == nullptr)) {
+    if (!p) return;
+    forget_if_sampled(p);
+    if (g_real.dallocx == nullptr) return do_free(p);
+  }
+  g_real.dallocx(p, flags);
+}
+
 // The lifecycle entry points, as early and as late as a preloaded library gets.
 __attribute__((constructor(101))) static void leakwatch_start() { lifecycle_start(); }
 __attribute__((destructor(101))) static void leakwatch_finish() { lifecycle_finish(); }

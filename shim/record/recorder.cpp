@@ -141,6 +141,13 @@ void free_slow(void* p) {
   if (g_real.free) g_real.free(p);
 }
 
+bool forget_if_sampled(void* p) {
+  SampleInfo info;
+  if (!g_samples.erase(reinterpret_cast<uintptr_t>(p), &info)) return false;
+  forget(info);
+  return true;
+}
+
 void* realloc_slow(void* p, std::size_t n, bool ticked) {
   if (!ensure_real()) {
     void* q = bootstrap_alloc(n, 16);
@@ -168,7 +175,10 @@ void* realloc_slow(void* p, std::size_t n, bool ticked) {
     return g_real.realloc(p, n);
   }
   Guard guard;
-  std::size_t old_size = sampled ? info.size : g_real.malloc_usable_size(p);
+  // What to copy is what the allocator says the block holds: a record can
+  // be stale if the block was freed behind our back and its address reused.
+  std::size_t usable = g_real.malloc_usable_size(p);
+  std::size_t old_size = sampled ? info.size : usable;
   bool sample_new = sampled;
   if (ticked) sample_new = sample_slow(n > old_size ? n - old_size : 0, g_config.sample_bytes) || sampled;
   if (!sample_new) return g_real.realloc(p, n);
@@ -178,7 +188,7 @@ void* realloc_slow(void* p, std::size_t n, bool ticked) {
   int depth = capture_stack(frames, g_config.max_frames);
   void* q = sampled_block(n, 0);
   if (!q) return nullptr;  // the old block stays valid and tracked
-  std::memcpy(q, p, std::min(n, old_size));
+  std::memcpy(q, p, std::min(n, usable));
   if (sampled && g_samples.erase(key, &info)) forget(info);
   g_real.free(p);
   record(q, n, frames, depth);

@@ -29,6 +29,9 @@ bool recorder_init(uint64_t sample_bytes);
 __attribute__((noinline)) void* alloc_slow(Op op, std::size_t n, std::size_t align);
 __attribute__((noinline)) int posix_memalign_slow(void** out, std::size_t align, std::size_t n);
 __attribute__((noinline)) void free_slow(void* p);
+// Drops p's record if it is a sampled block (p is about to be freed by
+// another path); returns whether it was.
+__attribute__((noinline)) bool forget_if_sampled(void* p);
 // ticked: the hook already charged the growth to the countdown and it ran out.
 __attribute__((noinline)) void* realloc_slow(void* p, std::size_t n, bool ticked);
 

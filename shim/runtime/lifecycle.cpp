@@ -45,6 +45,7 @@ void after_fork_parent() {
 
 void after_fork_child() {
   g_stacks.lock().reset();
+  reset_all_once();
   identity_collect(&g_identity);
   writer_after_fork_child();  // resets the dump lock
   --t_state.guard;

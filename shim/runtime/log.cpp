@@ -114,6 +114,10 @@ void log_once(Once kind, const char* fmt, ...) {
   va_end(ap);
 }
 
+void reset_all_once() {
+  for (auto& said : g_said) said.store(false, std::memory_order_relaxed);
+}
+
 void reset_once(Once kind) { g_said[static_cast<int>(kind)].store(false, std::memory_order_relaxed); }
 
 }  // namespace leakwatch::shim

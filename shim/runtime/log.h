@@ -21,6 +21,7 @@ void log_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 // As log_line, but only the first time for `kind` (until reset_once, used after fork).
 void log_once(Once kind, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 void reset_once(Once kind);
+void reset_all_once();  // in a fork child: it is a process of its own
 
 // Formats into buf (always NUL-terminated); returns the length written.
 int format_to(char* buf, int cap, const char* fmt, __builtin_va_list ap);

@@ -14,10 +14,16 @@ class Aligned(lwtest.ShimTestCase):
         r = self.assertSameAsPlain([lwtest.program("aligned")], sample_bytes=1)
         self.assertFinalDumpLast(self.assertDumpsValid(r))
 
-    def test_sparse_sampling(self):
-        # Sampled blocks are page-aligned in this mode: frees and reallocs of
-        # the program's own page-aligned blocks go through the lookup too.
+    def test_dense_sampling(self):
+        # Below 64 KiB every free is looked up (dense mode), sampled or not.
         r = self.assertSameAsPlain([lwtest.program("aligned")], sample_bytes=4096)
+        self.assertDumpsValid(r)
+
+    def test_sparse_sampling(self):
+        # From 64 KiB on, sampled blocks are page-aligned (sparse mode): frees
+        # and reallocs of the program's own page-aligned blocks go through
+        # the lookup too.
+        r = self.assertSameAsPlain([lwtest.program("aligned")], sample_bytes=65536)
         self.assertDumpsValid(r)
 
     def test_default_sampling(self):

@@ -13,7 +13,7 @@ LEAK_BYTES = 16 * 4000  # each program's *_leak_malloc; *_leak_new leaks 16 * 50
 class LinkedAllocators(lwtest.ShimTestCase):
     def check_program(self, name, prefix, args=()):
         cmd = [lwtest.program(name), *args]
-        for s in (1, 4096, 524288):
+        for s in (1, 4096, 65536, 524288):
             with self.subTest(sample_bytes=s):
                 d = os.path.join(self.tmp, "d%d" % s)
                 r = self.assertSameAsPlain(cmd, dump_dir=d, sample_bytes=s, timeout=120)

@@ -51,8 +51,11 @@ class Fork(lwtest.ShimTestCase):
         rep = lwtest.report_json(self.dir)
         self.assertTrue(lwtest.sites_with_function(rep, "child_leak"), "no child_leak site in the report")
 
-    def test_fork_sparse_sampling(self):
+    def test_fork_dense_sampling(self):
         self.fork_storm(sample_bytes=4096, interval=0.05)
+
+    def test_fork_sparse_sampling(self):
+        self.fork_storm(sample_bytes=65536, interval=0.05)
 
     def test_fork_default_sampling(self):
         self.fork_storm(interval=0.05)

@@ -29,8 +29,8 @@ class NewDelete(lwtest.ShimTestCase):
             self.assertEqual(sites[0]["live_bytes"], nbytes, fn)
             self.assertEqual(sites[0]["frames"][1]["function"], "main", fn)
 
-    def test_sparse_and_default_sampling(self):
-        for s in (4096, 524288):
+    def test_dense_sparse_and_default_sampling(self):
+        for s in (4096, 65536, 524288):
             with self.subTest(sample_bytes=s):
                 d = "%s/d%d" % (self.tmp, s)
                 r = self.assertSameAsPlain([lwtest.program("new_delete")], dump_dir=d, sample_bytes=s)

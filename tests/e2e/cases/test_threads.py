@@ -41,7 +41,7 @@ class Threads(lwtest.ShimTestCase):
         # main returns while four threads still allocate: the final dump is
         # written under their feet, with every allocation sampled and with
         # dumps every 50 ms.
-        for s in (1, 4096):
+        for s in (1, 65536):
             with self.subTest(sample_bytes=s):
                 d = "%s/run%d" % (self.tmp, s)
                 r = self.assertSameAsPlain([lwtest.program("threads"), "2000", "running"], dump_dir=d, timeout=60,
