@@ -59,9 +59,17 @@ struct ProcessInfo {
   double live_bytes = 0;  // total estimated live heap at the last dump
 };
 
+// A module (executable or shared library) that site frames name, with its
+// ELF build-id, so formats like pprof can let another machine symbolize.
+struct ModuleInfo {
+  std::string path;      // recorded path (SiteFrame::module)
+  std::string build_id;  // hex, "" when the module has none
+};
+
 struct Report {
   std::vector<Site> sites;
   std::vector<ProcessInfo> processes;
+  std::vector<ModuleInfo> modules;  // by path; the first build-id seen for a path
   double detection_floor_bytes_per_s = 0;
   std::vector<std::string> warnings;
   size_t files_seen = 0;

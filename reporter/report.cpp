@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "reporter/analyze/growth.h"
+#include "reporter/import/heap_profile.h"
 #include "reporter/load/dump_reader.h"
 #include "reporter/merge/timeline.h"
 #include "reporter/symbolize/site_symbols.h"
@@ -47,9 +48,12 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
   Report report;
   auto files = load::list_dump_files(opt.inputs);
   if (!files.ok()) return files.status();
-  if (files->empty())
-    return absl::NotFoundError(absl::StrCat("no dump files (*.lwdump) in ", absl::StrJoin(opt.inputs, ", ")));
-  report.files_seen = files->size();
+  // jemalloc and gperftools heap profiles go through reporter/import/.
+  std::vector<std::string> heap_files = import::take_heap_profiles(opt.inputs, &*files);
+  if (files->empty() && heap_files.empty())
+    return absl::NotFoundError(absl::StrCat("no dump files (*.lwdump, or jemalloc/gperftools *.heap) in ",
+                                            absl::StrJoin(opt.inputs, ", ")));
+  report.files_seen = files->size() + heap_files.size();
 
   // Files are read and checked in parallel, a few at a time (bounded
   // memory), and merged in order on this thread.
@@ -68,10 +72,22 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
       ++report.dumps_read;
     }
   }
+  import::ParseOptions import_options;
+  import_options.root = opt.symbols.root;
+  import::import_heap_profiles(heap_files, import_options, [&](const load::Dump& d) {
+    builder.add(d);
+    ++report.dumps_read;
+  }, &report.warnings);
   if (report.dumps_read == 0)
     return absl::DataLossError(absl::StrCat("none of the ", report.files_seen, " dump files could be read (",
                                             report.warnings.empty() ? "" : report.warnings.front(), ")"));
   merge::Timeline t = builder.finish();
+  {
+    std::unordered_map<std::string, bool> seen;
+    for (const auto& f : t.frames)
+      if (!f.module.empty() && seen.try_emplace(f.module, true).second)
+        report.modules.push_back({f.module, f.build_id});
+  }
 
   // Processes.
   double max_duration = 0;

@@ -1,5 +1,6 @@
 #include "reporter/cli/commands.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <csignal>
@@ -49,8 +50,16 @@ struct ReportArgs {
   std::vector<std::string> inputs;
   std::string format = "text";
   std::string out;
+  size_t top = 20;  // sites named one by one in prom and html output
   symbolize::SymbolizerOptions symbols;
 };
+
+// Output formats of `report --format`.
+bool known_format(const std::string& f) {
+  for (const char* k : {"text", "json", "folded", "prom", "pprof", "html"})
+    if (f == k) return true;
+  return false;
+}
 
 // Returns "" on success or an error message.
 std::string parse_report_args(int argc, char** argv, ReportArgs* a) {
@@ -60,12 +69,15 @@ std::string parse_report_args(int argc, char** argv, ReportArgs* a) {
     else if (take("--out", argc, argv, &i, &v)) a->out = v;
     else if (take("--root", argc, argv, &i, &v)) a->symbols.root = v;
     else if (take("--debug-dir", argc, argv, &i, &v)) a->symbols.debug_dirs.push_back(v);
-    else if (arg.rfind("--", 0) == 0) return absl::StrCat("unknown or incomplete option '", arg, "'");
+    else if (take("--top", argc, argv, &i, &v)) {
+      if (!absl::SimpleAtoi(v, &a->top) || a->top < 1 || a->top > 10000)
+        return absl::StrCat("report: bad --top '", v, "' (1 to 10000 sites)");
+    } else if (arg.rfind("--", 0) == 0) return absl::StrCat("unknown or incomplete option '", arg, "'");
     else a->inputs.push_back(arg);
   }
   if (a->inputs.empty()) return "report: no dump directory or files given";
-  if (a->format != "text" && a->format != "json" && a->format != "folded")
-    return absl::StrCat("report: unknown format '", a->format, "' (text, json, folded)");
+  if (!known_format(a->format))
+    return absl::StrCat("report: unknown format '", a->format, "' (text, json, folded, html, pprof, prom)");
   return "";
 }
 
@@ -80,6 +92,15 @@ int render_report(const Report& r, const ReportArgs& a, std::ostream& default_ou
   }
   if (a.format == "json") render::json(r, *out);
   else if (a.format == "folded") render::folded(r, *out);
+  else if (a.format == "prom") render::prom(r, render::PromOptions{a.top}, *out);
+  else if (a.format == "html") {
+    render::HtmlOptions ho;
+    ho.chart_sites = std::min<size_t>(a.top, 8);
+    render::html(r, ho, *out);
+  } else if (a.format == "pprof") {
+    if (tty) return fail("report: pprof output is binary; use --out FILE or redirect it", kUsage);
+    if (!render::pprof(r, *out)) return fail(absl::StrCat("cannot encode the pprof profile", a.out.empty() ? "" : " for " + a.out));
+  }
   else {
     render::TextOptions o;
     o.color = tty && !std::getenv("NO_COLOR");

@@ -8,7 +8,7 @@ namespace {
 const char kUsageText[] =
     "usage: leakwatch COMMAND ...\n"
     "  run [--dir D] [--sample-bytes N] [--interval S] [--match GLOBS] [--fail-on-growth[=BYTES_PER_S]] -- PROG ARGS...\n"
-    "  report DIR|FILES... [--format text|json|folded] [--out F] [--root ROOTFS] [--debug-dir D]\n"
+    "  report DIR|FILES... [--format text|json|folded|html|pprof|prom] [--top N] [--out F] [--root ROOTFS] [--debug-dir D]\n"
     "  diff A B            what grew between two dumps (or two directories)\n"
     "  inspect DUMP...     validate dumps and print what they hold\n"
     "  env-help            the shim's environment variables\n";

@@ -21,6 +21,33 @@ void json(const Report& r, std::ostream& out);
 // flamegraph.pl / speedscope "folded" stacks, root first, weighted by
 // growth in bytes/s (rounded; sites that do not grow are left out).
 void folded(const Report& r, std::ostream& out);
+// Prometheus text exposition (node_exporter textfile collector): live bytes
+// and growth rate of the top `top` sites, one labelled series each, plus
+// one "other" series for the rest, so label cardinality stays bounded.
+struct PromOptions {
+  size_t top = 20;
+};
+void prom(const Report& r, const PromOptions& o, std::ostream& out);
+// pprof: a gzip-compressed perftools.profiles.Profile (render/profile.proto)
+// with sample types inuse_space, inuse_objects, growth_space, alloc_space.
+// Binary: false if encoding or writing failed.
+bool pprof(const Report& r, std::ostream& out);
+// What a site gained between each process's first and last dump (from its
+// series), summed over processes; 0 if it shrank or has no series.
+double site_growth_bytes(const Site& s);
+// A self-contained HTML page (inline CSS and JS, nothing fetched): the
+// ranked table, a chart of live bytes over time for the top sites (from
+// their series) and a flame graph of growth, root first.
+struct HtmlOptions {
+  size_t chart_sites = 8;  // sites drawn in the chart
+  size_t max_rows = 500;   // table rows (growing sites are always all shown)
+};
+void html(const Report& r, const HtmlOptions& o, std::ostream& out);
+// The frame a person recognises a site by: the first one outside the C++
+// standard library (std::vector growth is "where the vector grew").
+const SiteFrame* own_frame(const Site& s);
+// A stable id for a site across reports: a hash of its frames (16 hex digits).
+std::string site_id(const Site& s);
 // `leakwatch inspect`: a person-readable view of one dump.
 void inspect(const load::Dump& d, std::ostream& out);
 

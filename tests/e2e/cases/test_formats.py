@@ -266,5 +266,133 @@ console.log(JSON.stringify({
         self.assertEqual(got["leaves"], [s["frames"][0]["function"] for s in sites])
 
 
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--hide-scrollbars"]
+PALETTE = [(0xd6, 0x27, 0x28), (0x1f, 0x77, 0xb4), (0x2c, 0xa0, 0x2c), (0xff, 0x7f, 0x0e)]
+
+
+def read_png(path):
+    """A PNG (8-bit RGB or RGBA, not interlaced, as Chromium writes) ->
+    (width, height, rows of (r, g, b) tuples), in pure Python."""
+    import struct
+    import zlib
+    with open(path, "rb") as f:
+        data = f.read()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, w = 8, b"", None
+    while pos < len(data):
+        n, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + n]
+        pos += 12 + n
+        if kind == b"IHDR":
+            w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            assert depth == 8 and ctype in (2, 6) and interlace == 0, (depth, ctype, interlace)
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+    raw = zlib.decompress(idat)
+    stride = w * bpp
+    prev = bytearray(stride)
+    rows = []
+    for y in range(h):
+        ftype = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if ftype == 1:
+                line[i] = (line[i] + a) & 255
+            elif ftype == 2:
+                line[i] = (line[i] + b) & 255
+            elif ftype == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif ftype == 4:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append([tuple(line[x * bpp:x * bpp + 3]) for x in range(w)])
+        prev = line
+    return w, h, rows
+
+
+class Html(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.path = os.path.join(_tmp, "report.html")
+        p = cli("report", _dumps, "--format", "html", "--out", cls.path)
+        if p.returncode != 0:
+            raise AssertionError(p.stderr)
+        with open(cls.path, encoding="utf-8") as f:
+            cls.page = f.read()
+
+    def chromium(self, *args):
+        exe = shutil.which("chromium") or shutil.which("chromium-browser")
+        if not exe:
+            self.skipTest("chromium not installed (Debian package chromium)")
+        profile = tempfile.mkdtemp(prefix="lwchromium.", dir=_tmp)
+        p = subprocess.run([exe, *CHROMIUM_FLAGS, "--user-data-dir=" + profile, "--enable-logging=stderr", "--v=0",
+                            *args, "file://" + self.path], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace")[-2000:])
+        console = [l for l in p.stderr.decode(errors="replace").splitlines() if ":CONSOLE" in l]
+        self.assertEqual(console, [], "the page wrote to the console (errors?)")
+        return p.stdout.decode(errors="replace")
+
+    def test_self_contained(self):
+        self.assertTrue(self.page.startswith("<!DOCTYPE html>"))
+        for needle in ("http://", "https://", "src=", "<link", "url(", "@import", "//cdn"):
+            self.assertNotIn(needle, self.page, "the page must not fetch anything")
+
+    def test_chromium_loads_it_and_the_dom_has_table_chart_and_flame_graph(self):
+        dom = self.chromium("--dump-dom")
+        body = re.search(r"<body([^>]*)>", dom).group(1)
+        self.assertIn('data-ready="1"', body, "the page's script did not finish")
+        self.assertNotIn("data-errors", body)
+        sites = _report["sites"]
+        rows = re.findall(r'<tr class="site[^"]*" data-rank="(\d+)"', dom)
+        self.assertEqual([int(x) for x in rows], list(range(1, len(sites) + 1)))
+        for s in sites[:4]:
+            self.assertIn(s["frames"][0]["function"].replace("<", "&lt;").replace(">", "&gt;"), dom)
+        # One chart line per charted site and process, each drawn through every dump.
+        paths = re.findall(r'<path class="series[^"]*" data-rank="(\d+)" stroke="[^"]+" d="([^"]+)"', dom)
+        charted = [s for s in sites if any(ps["points"] for ps in s["series"])][:8]
+        self.assertEqual(len(paths), sum(len(s["series"]) for s in charted))
+        for rank, d in paths:
+            npoints = len(re.findall(r"[ML]", d))
+            self.assertEqual(npoints, len(sites[int(rank) - 1]["series"][0]["points"]))
+        # The chart climbs for the leaks: the first point is lower than the
+        # last (SVG y grows downwards).
+        fast = next(i + 1 for i, s in enumerate(sites) if s["frames"][0]["function"].endswith("leak_fast"))
+        d = dict(paths)[str(fast)]
+        ys = [float(y) for y in re.findall(r"[ML][\d.]+,([\d.]+)", d)]
+        self.assertGreater(ys[0], ys[-1])
+        # Flame graph: the growing leaks are frames in it.
+        flame = re.search(r'<svg class="flame".*?</svg>', dom, re.S).group(0)
+        for fn in ("leak_fast", "leak_medium", "leak_slow"):
+            self.assertIn(fn, flame)
+
+    def test_screenshot_shows_chart_and_table(self):
+        shot = os.path.join(_tmp, "shot.png")
+        self.chromium("--screenshot=" + shot, "--window-size=1280,1600")
+        w, h, rows = read_png(shot)
+        self.assertEqual((w, h), (1280, 1600))
+        # The chart's lines in their colours, in the upper part of the page.
+        counts = [0] * len(PALETTE)
+        for y in range(0, h // 2):
+            for px in rows[y]:
+                for i, c in enumerate(PALETTE):
+                    if abs(px[0] - c[0]) + abs(px[1] - c[1]) + abs(px[2] - c[2]) < 40:
+                        counts[i] += 1
+        for i, n in enumerate(counts):
+            self.assertGreater(n, 150, "chart colour %d barely drawn: %s" % (i, counts))
+        # Text in the table (dark pixels) and warm flame-graph boxes below the chart.
+        dark = sum(1 for y in range(h // 2, h) for px in rows[y] if sum(px) < 200)
+        warm = sum(1 for y in range(h // 2, h) for px in rows[y]
+                   if px[0] >= 200 and 70 <= px[1] <= 210 and px[2] <= 95)
+        self.assertGreater(dark, 2000, "no table text in the lower half")
+        self.assertGreater(warm, 5000, "no flame graph in the lower half")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,0 +1,42 @@
+// What an imported heap profile needs from an ELF file to turn a runtime
+// address into the file's virtual address: its type and loadable segments
+// (the load bias of each mapping), and its GNU build-id.
+//
+// Thread-safety: a cache is used by one thread. May allocate (bounded:
+// at most 4096 program headers are read per file).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace leakwatch::import {
+
+struct ElfLayout {
+  bool read = false;  // the file was found and is a 64-bit little-endian ELF
+  bool exec = false;  // ET_EXEC (not position-independent)
+  std::string build_id;
+  struct Segment {
+    uint64_t offset, filesz, vaddr;
+  };
+  std::vector<Segment> loads;  // PT_LOAD segments
+  // Load bias of a mapping of this file at `start` with file offset
+  // `offset` (runtime address - bias = ELF virtual address). Without the
+  // file, guesses: a mapping below 16 MiB is a non-PIE executable (bias 0),
+  // anything else position-independent with vaddr == file offset.
+  uint64_t bias_for(uint64_t start, uint64_t offset) const;
+};
+
+class ElfLayoutCache {
+ public:
+  // root/path first when root is set, then path.
+  const ElfLayout& get(const std::string& path, const std::string& root);
+
+ private:
+  std::map<std::string, ElfLayout> cache_;
+};
+
+ElfLayout read_elf_layout(const std::string& path);
+
+}  // namespace leakwatch::import

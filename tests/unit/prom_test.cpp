@@ -1,0 +1,88 @@
+// Unit tests for the Prometheus renderer (reporter/render/prom.cpp): label
+// escaping, the bounded "other" series, stable site ids. promtool itself
+// checks real output in tests/e2e/cases/test_formats.py.
+#include <catch2/catch.hpp>
+
+#include <limits>
+#include <sstream>
+#include <string>
+
+#include "reporter/render/render.h"
+
+using namespace leakwatch;
+
+namespace {
+
+Site site(const std::string& fn, const std::string& verdict, double live, double rate) {
+  Site s;
+  s.verdict = verdict;
+  s.live_bytes = live;
+  s.growth_bytes_per_s = rate;
+  s.frames.push_back({fn, "/usr/bin/app", "/src/app.cpp", 12, false});
+  return s;
+}
+
+size_t count(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("prom escapes label values") {
+  Report r;
+  r.sites.push_back(site("weird\"name\\with\nnewline", "growing", 100, 5));
+  ProcessInfo p;
+  p.executable = "/bin/my\"app";
+  r.processes.push_back(p);
+  std::ostringstream out;
+  render::prom(r, {}, out);
+  std::string t = out.str();
+  CHECK(t.find("function=\"weird\\\"name\\\\with\\nnewline\"") != std::string::npos);
+  CHECK(t.find("program=\"my\\\"app\"") != std::string::npos);
+  CHECK(t.find("location=\"app.cpp:12\"") != std::string::npos);
+  // Every sample line is one line: no raw newline inside a label.
+  for (size_t at = 0, nl; (nl = t.find('\n', at)) != std::string::npos; at = nl + 1) {
+    std::string line = t.substr(at, nl - at);
+    CHECK((line.rfind("# ", 0) == 0 || line.rfind("leakwatch_", 0) == 0));
+  }
+}
+
+TEST_CASE("prom names the top sites and sums the rest into one series") {
+  Report r;
+  for (int i = 0; i < 50; ++i) r.sites.push_back(site("f" + std::to_string(i), "stable", 10, 1));
+  std::ostringstream out;
+  render::prom(r, render::PromOptions{5}, out);
+  std::string t = out.str();
+  CHECK(count(t, "leakwatch_site_live_bytes{") == 6);
+  CHECK(count(t, "leakwatch_site_growth_bytes_per_second{") == 6);
+  CHECK(t.find("rank=\"other\",site=\"other\",function=\"\",location=\"\",verdict=\"\"} 450\n") != std::string::npos);
+  CHECK(t.find("rank=\"other\",site=\"other\",function=\"\",location=\"\",verdict=\"\"} 45\n") != std::string::npos);
+  CHECK(count(t, "# TYPE leakwatch_site_live_bytes gauge") == 1);
+}
+
+TEST_CASE("prom without an other series when all sites fit") {
+  Report r;
+  r.sites.push_back(site("a", "growing", 1, 1));
+  std::ostringstream out;
+  render::prom(r, render::PromOptions{5}, out);
+  CHECK(out.str().find("rank=\"other\"") == std::string::npos);
+}
+
+TEST_CASE("site ids depend on the frames only") {
+  Site a = site("f", "growing", 1, 1), b = site("f", "stable", 99, 0), c = site("g", "growing", 1, 1);
+  CHECK(render::site_id(a) == render::site_id(b));
+  CHECK(render::site_id(a) != render::site_id(c));
+  CHECK(render::site_id(a).size() == 16);
+}
+
+TEST_CASE("prom writes no NaN or infinity") {
+  Report r;
+  r.sites.push_back(site("a", "insufficient", 1, std::numeric_limits<double>::quiet_NaN()));
+  r.detection_floor_bytes_per_s = std::numeric_limits<double>::infinity();
+  std::ostringstream out;
+  render::prom(r, {}, out);
+  CHECK(out.str().find("nan") == std::string::npos);
+  CHECK(out.str().find("inf") == std::string::npos);
+}
