@@ -35,15 +35,18 @@ void before_fork() {
   ++t_state.guard;
   dump_lock().lock();
   g_stacks.lock().lock();
+  capture_fork_prepare();
 }
 
 void after_fork_parent() {
+  capture_fork_done();
   g_stacks.lock().unlock();
   dump_lock().unlock();
   --t_state.guard;
 }
 
 void after_fork_child() {
+  capture_fork_done();
   g_stacks.lock().reset();
   reset_all_once();
   identity_collect(&g_identity);

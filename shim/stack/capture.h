@@ -17,4 +17,11 @@ namespace leakwatch::shim {
 void capture_init();  // learns the shim's own address range, sets libunwind caching
 int capture_stack(uintptr_t* frames, int max_frames);
 
+// Fork support: no thread may be inside the unwinder at the instant of
+// fork, or the child inherits its internal locks held and hangs at its
+// first sampled allocation. prepare() bars new unwinds and waits for the
+// ones in progress; done() (parent and child) lifts the bar.
+void capture_fork_prepare();
+void capture_fork_done();
+
 }  // namespace leakwatch::shim
