@@ -77,9 +77,18 @@ LW_EXPORT void* realloc(void* p, size_t n) {
   if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0 || g_real.realloc == nullptr))
     return realloc_slow(p, n, false);
   // Only growth counts toward sampling: a block that is realloc'd in place
-  // many times is not sampled as many times.
-  size_t old = g_real.malloc_usable_size ? g_real.malloc_usable_size(p) : 0;
-  if (n <= old || sample_tick(n - old)) return g_real.realloc(p, n);
+  // many times is not sampled as many times. A buffer grown call after call
+  // (the common case) has its size remembered per thread; otherwise ask the
+  // allocator. (A stale guess only nudges the sampling countdown.)
+  ThreadState& t = t_state;
+  size_t old = p == t.last_realloc ? t.last_size : (g_real.malloc_usable_size ? g_real.malloc_usable_size(p) : 0);
+  if (n <= old || sample_tick(n - old)) {
+    void* r = g_real.realloc(p, n);
+    t.last_realloc = r;
+    t.last_size = n;
+    return r;
+  }
+  t.last_realloc = nullptr;
   return realloc_slow(p, n, true);
 }
 

@@ -179,17 +179,49 @@ void* realloc_slow(void* p, std::size_t n, bool ticked) {
   // be stale if the block was freed behind our back and its address reused.
   std::size_t usable = g_real.malloc_usable_size(p);
   std::size_t old_size = sampled ? info.size : usable;
-  bool sample_new = sampled;
-  if (ticked) sample_new = sample_slow(n > old_size ? n - old_size : 0, g_config.sample_bytes) || sampled;
-  if (!sample_new) return g_real.realloc(p, n);
-  // The grown block stays (or becomes) sampled: its inclusion probability
-  // is 1 - exp(-n/S), the same as a fresh allocation of n bytes.
+  if (ticked && !sampled) {
+    if (!sample_slow(n > old_size ? n - old_size : 0, g_config.sample_bytes)) return g_real.realloc(p, n);
+  } else if (ticked) {
+    sample_slow(0, g_config.sample_bytes);  // already sampled: just draw the next countdown
+  }
+  if (sampled) {
+    // A sampled block that grows (a string builder, a vector) must not be
+    // moved and re-recorded on every call: resize its record in place when
+    // the block has room, else move it once with headroom. It keeps the
+    // stack of the allocation that was sampled.
+    Weight w = sample_weight(n, g_config.sample_bytes);
+    SampleInfo next{info.stack, static_cast<float>(w.count), static_cast<uint64_t>(std::llround(w.bytes)), n};
+    void* q = p;
+    if (n > usable) {
+      std::size_t room = n + n / 2;
+      if (room < n) room = n;  // overflow
+      q = sampled_block(room, 0);
+      if (!q) q = sampled_block(n, 0);
+      if (!q) return nullptr;  // the old block stays valid and tracked
+      std::memcpy(q, p, std::min(n, usable));
+    }
+    SampleInfo old;
+    bool had = g_samples.erase(key, &old);
+    if (q != p) g_real.free(p);
+    if (!g_samples.insert(reinterpret_cast<uintptr_t>(q), next)) {
+      if (had) forget(old);
+      g_dropped_samples.fetch_add(1, std::memory_order_relaxed);
+      return q;
+    }
+    if (had)
+      g_stacks.on_resize(next.stack, old.bytes_w, count_fp(old.count_w), next.bytes_w, count_fp(next.count_w));
+    else
+      g_stacks.on_alloc(next.stack, next.bytes_w, count_fp(next.count_w));
+    return q;
+  }
+  // An unsampled block whose growth was sampled becomes sampled: its
+  // inclusion probability is 1 - exp(-n/S), as for a fresh allocation of
+  // n bytes.
   uintptr_t frames[kMaxFramesLimit];
   int depth = capture_stack(frames, g_config.max_frames);
   void* q = sampled_block(n, 0);
-  if (!q) return nullptr;  // the old block stays valid and tracked
+  if (!q) return nullptr;  // the old block stays valid
   std::memcpy(q, p, std::min(n, usable));
-  if (sampled && g_samples.erase(key, &info)) forget(info);
   g_real.free(p);
   record(q, n, frames, depth);
   return q;

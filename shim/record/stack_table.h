@@ -50,6 +50,10 @@ class StackTable {
 
   void on_alloc(uint32_t id, uint64_t bytes_w, uint64_t count_fp);
   void on_free(uint32_t id, uint64_t bytes_w, uint64_t count_fp);
+  // A sampled block resized by realloc: its live weight changes; only the
+  // growth counts as newly allocated bytes.
+  void on_resize(uint32_t id, uint64_t old_bytes_w, uint64_t old_count_fp, uint64_t new_bytes_w,
+                 uint64_t new_count_fp);
 
   // Fork support: held across fork so the child never sees a half insert.
   SpinLock& lock() { return lock_; }

@@ -21,6 +21,8 @@ struct ThreadState {
   unsigned long long rng;   // per-thread PRNG state (0 = not seeded yet)
   int guard;                // re-entrancy depth
   int initialized;          // countdown has been drawn for this thread
+  void* last_realloc;       // the block this thread realloc'd last, and its size:
+  unsigned long last_size;  // a growing buffer skips malloc_usable_size()
 };
 
 extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
