@@ -65,3 +65,13 @@ int posix_memalign(void** out, size_t a, size_t n) { resolve(); return r_posix_m
 void* aligned_alloc(size_t a, size_t n) { resolve(); return r_aligned_alloc(a, n); }
 void* memalign(size_t a, size_t n) { resolve(); return r_memalign(a, n); }
 size_t malloc_usable_size(void* p) { resolve(); return in_boot(p) ? 0 : r_usable(p); }
+/* Entry points glibc implements on its internal malloc: without these a
+ * caller of reallocarray/valloc/pvalloc would bypass the floor, while
+ * leakwatch hooks them. */
+void* reallocarray(void* p, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) { errno = ENOMEM; return NULL; }
+  return realloc(p, n);
+}
+void* valloc(size_t n) { resolve(); return r_memalign(4096, n); }
+void* pvalloc(size_t n) { resolve(); return r_memalign(4096, (n + 4095) & ~(size_t)4095); }

@@ -49,6 +49,29 @@ static void BM_realloc_grow(benchmark::State& state) {
 }
 BENCHMARK(BM_realloc_grow)->Threads(1);
 
+// Growth inside the block's usable size: the common realloc, where the
+// shim asks malloc_usable_size before forwarding.
+static void BM_realloc_in_place(benchmark::State& state) {
+  void* p = std::malloc(200);
+  for (auto _ : state) {
+    p = std::realloc(p, 180);
+    benchmark::DoNotOptimize(p);
+    p = std::realloc(p, 200);
+    benchmark::DoNotOptimize(p);
+  }
+  std::free(p);
+}
+BENCHMARK(BM_realloc_in_place)->Threads(1);
+
+static void BM_calloc_free(benchmark::State& state) {
+  for (auto _ : state) {
+    void* p = std::calloc(8, 32);
+    benchmark::DoNotOptimize(p);
+    std::free(p);
+  }
+}
+BENCHMARK(BM_calloc_free)->Threads(1)->Threads(2);
+
 static void BM_aligned(benchmark::State& state) {
   for (auto _ : state) {
     void* p = nullptr;
@@ -57,6 +80,16 @@ static void BM_aligned(benchmark::State& state) {
     std::free(p);
   }
 }
-BENCHMARK(BM_aligned)->Threads(1);
+BENCHMARK(BM_aligned)->Threads(1)->Threads(2);
+
+static void BM_aligned_new_delete(benchmark::State& state) {
+  struct alignas(64) Line { char b[64]; };
+  for (auto _ : state) {
+    auto* p = new Line[4];
+    benchmark::DoNotOptimize(p);
+    delete[] p;
+  }
+}
+BENCHMARK(BM_aligned_new_delete)->Threads(1);
 
 BENCHMARK_MAIN();
