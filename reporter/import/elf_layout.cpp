@@ -3,6 +3,7 @@
 #include <elf.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "reporter/symbolize/dwarf_symbolizer.h"
@@ -11,6 +12,10 @@ namespace leakwatch::import {
 
 ElfLayout read_elf_layout(const std::string& path) {
   ElfLayout e;
+  // Only regular files: a FIFO or device named in a hostile profile would
+  // block (or never end) when opened and read.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec) || ec) return e;
   std::ifstream in(path, std::ios::binary);
   if (!in) return e;
   Elf64_Ehdr h;
