@@ -13,7 +13,9 @@ std::string human_bytes(double b) {
   while (v >= 1024 && u < 4) v /= 1024, ++u;
   if (b < 0) v = -v;
   if (u == 0) return absl::StrFormat("%.0f %s", v, units[u]);
-  return absl::StrFormat(std::fabs(v) < 10 ? "%.2f %s" : std::fabs(v) < 100 ? "%.1f %s" : "%.0f %s", v, units[u]);
+  if (std::fabs(v) < 10) return absl::StrFormat("%.2f %s", v, units[u]);
+  if (std::fabs(v) < 100) return absl::StrFormat("%.1f %s", v, units[u]);
+  return absl::StrFormat("%.0f %s", v, units[u]);
 }
 
 std::string human_rate(double r) { return human_bytes(r) + "/s"; }

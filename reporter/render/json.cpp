@@ -40,7 +40,7 @@ void json(const Report& r, std::ostream& out) {
                      {"processes", s.processes},
                      {"frames", frames},
                      {"series", series}};
-    out << (first_site ? "\n " : ",\n ") << site.dump();
+    out << (first_site ? "\n " : ",\n ") << site.dump(-1, ' ', false, json::error_handler_t::replace);
     first_site = false;
   }
   out << "\n],\n";
@@ -69,7 +69,7 @@ void json(const Report& r, std::ostream& out) {
               {"dumps_read", r.dumps_read},
               {"warnings", r.warnings}};
   // The rest of the top-level object, without its opening brace.
-  std::string rest = doc.dump(1);
+  std::string rest = doc.dump(1, ' ', false, json::error_handler_t::replace);  // names from a dump need not be UTF-8
   out << rest.substr(rest.find('{') + 1) << "\n";
 }
 

@@ -89,7 +89,7 @@ LW_EXPORT void* realloc(void* p, size_t n) {
     return r;
   }
   t.last_realloc = nullptr;
-  return realloc_slow(p, n, true);
+  return realloc_slow(p, n, true, n - old);
 }
 
 LW_EXPORT void* reallocarray(void* p, size_t count, size_t size) {

@@ -148,7 +148,7 @@ bool forget_if_sampled(void* p) {
   return true;
 }
 
-void* realloc_slow(void* p, std::size_t n, bool ticked) {
+void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
   if (!ensure_real()) {
     void* q = bootstrap_alloc(n, 16);
     if (q && p) std::memcpy(q, p, std::min(n, bootstrap_size(p)));
@@ -168,6 +168,7 @@ void* realloc_slow(void* p, std::size_t n, bool ticked) {
     std::size_t old = g_real.malloc_usable_size(p);
     if (n <= old || sample_tick(n - old)) return g_real.realloc(p, n);
     ticked = true;
+    growth = n - old;
   }
   if (!enabled() || Guard::active() || n == 0) {
     // We cannot follow the block: stop tracking it rather than guess.
@@ -178,9 +179,9 @@ void* realloc_slow(void* p, std::size_t n, bool ticked) {
   // What to copy is what the allocator says the block holds: a record can
   // be stale if the block was freed behind our back and its address reused.
   std::size_t usable = g_real.malloc_usable_size(p);
-  std::size_t old_size = sampled ? info.size : usable;
   if (ticked && !sampled) {
-    if (!sample_slow(n > old_size ? n - old_size : 0, g_config.sample_bytes)) return g_real.realloc(p, n);
+    // Sample with the growth the countdown was charged, not a recomputed one.
+    if (!sample_slow(growth, g_config.sample_bytes)) return g_real.realloc(p, n);
   } else if (ticked) {
     sample_slow(0, g_config.sample_bytes);  // already sampled: just draw the next countdown
   }

@@ -103,7 +103,6 @@ void StackTable::on_resize(uint32_t id, uint64_t old_b, uint64_t old_c, uint64_t
   e->live_bytes.fetch_add(new_b - old_b, std::memory_order_relaxed);  // modular: may shrink
   e->live_count_fp.fetch_add(new_c - old_c, std::memory_order_relaxed);
   if (new_b > old_b) e->alloc_bytes.fetch_add(new_b - old_b, std::memory_order_relaxed);
-  e->total_samples.fetch_add(1, std::memory_order_relaxed);  // active since the last dump
 }
 
 }  // namespace leakwatch::shim

@@ -58,6 +58,16 @@ void* checked_malloc(std::size_t n) {
 
 void* operator new(std::size_t n) { return checked_malloc(n); }
 void* operator new[](std::size_t n) { return checked_malloc(n); }
+// The nothrow forms too (Catch2 uses them): every new here must pair with
+// the free() in the deletes below, or ASan reports a mismatch.
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  note_alloc(n);
+  return std::malloc(n ? n : 1);
+}
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
+  note_alloc(n);
+  return std::malloc(n ? n : 1);
+}
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
