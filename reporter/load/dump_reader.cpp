@@ -14,6 +14,8 @@ namespace leakwatch::load {
 namespace fmtx = leakwatch::format;
 namespace {
 
+constexpr uint32_t kMaxTableEntries = 1u << 20;
+
 // A bounds-checked little-endian cursor over a byte range.
 class Cursor {
  public:
@@ -64,6 +66,10 @@ absl::Status table(const std::string& name, const char* what, Cursor& c, uint32_
                    uint32_t* rsize) {
   if (!c.get(count) || !c.get(rsize)) return bad(name, absl::StrCat("truncated ", what, " table"));
   if (*rsize < known) return bad(name, absl::StrCat(what, " records too small"));
+  // No writer produces more (the shim caps a dump at 20,000 records); a
+  // compressed file claiming millions is hostile and would cost the reader
+  // far more memory than its size.
+  if (*count > kMaxTableEntries) return bad(name, absl::StrCat(what, " table larger than any writer produces"));
   if (uint64_t{*count} * *rsize > c.left()) return bad(name, absl::StrCat(what, " table larger than its section"));
   return absl::OkStatus();
 }
@@ -234,7 +240,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   if (auto* s = secs.find(fmtx::kStacks)) {
     Cursor sc(s->first, s->second);
     uint32_t n;
-    if (!sc.get(&n) || uint64_t{n} * 4 > sc.left()) return bad(name, "bad stack table");
+    if (!sc.get(&n) || uint64_t{n} * 4 > sc.left() || n > kMaxTableEntries) return bad(name, "bad stack table");
     d.stacks.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
       uint32_t depth;
