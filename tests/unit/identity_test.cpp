@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cstring>
 #include <string>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "shim/runtime/identity.h"
@@ -215,9 +216,30 @@ TEST_CASE("identity_collect describes this process", "[identity]") {
   CHECK(std::string(id.argv0).find("identity_test") != std::string::npos);
   CHECK(id.start_mono_ns > 0);
   CHECK(id.start_wall_ns > 0);
-  CHECK(id.start_wall_ns <= now_wall_ns());
-  // This process started within the last day (start time parsed sensibly).
-  CHECK(now_wall_ns() - id.start_wall_ns < 86400ull * 1000000000ull);
+  // The start time is a property of the process (parsed from /proc), not
+  // of the moment it is read: collecting again gives the same value, and
+  // a child started later has a start time no earlier than ours.
+  static Identity again;
+  identity_collect(&again);
+  CHECK(again.start_wall_ns == id.start_wall_ns);
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    static Identity mine;
+    identity_collect(&mine);
+    ssize_t w = write(fds[1], &mine.start_wall_ns, sizeof mine.start_wall_ns);
+    _exit(w == sizeof mine.start_wall_ns ? 0 : 1);
+  }
+  close(fds[1]);
+  uint64_t child_start = 0;
+  CHECK(read(fds[0], &child_start, sizeof child_start) == sizeof child_start);
+  close(fds[0]);
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(child_start >= id.start_wall_ns);
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   CHECK(std::string(id.hostname) == host);
