@@ -36,6 +36,14 @@ void parallel_for(size_t n, Fn fn, size_t min_parallel = 64) {
   for (auto& t : pool) t.join();
 }
 
+// The final dump is written after the program's static destructors ran:
+// it shows teardown, not the steady state. With enough periodic dumps it
+// is left out of the trend and of "live at the last dump".
+size_t dumps_in_trend(const merge::ProcessTimeline& p) {
+  size_t nd = p.dumps.size();
+  return nd >= 4 && p.dumps.back().final_dump ? nd - 1 : nd;
+}
+
 std::string signature(const std::vector<SiteFrame>& frames) {
   std::string s;
   for (const auto& f : frames) absl::StrAppend(&s, f.function, "\x1f", f.file, "\x1f", f.line, "\x1f", f.module, "\x1e");
@@ -109,8 +117,7 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
     pi.sample_bytes = p.dumps.back().sample_bytes;
     pi.final_dump = p.dumps.back().final_dump;
     pi.dropped_samples = p.dumps.back().dropped_samples;
-    size_t last = p.dumps.size() >= 4 && p.dumps.back().final_dump ? p.dumps.size() - 2 : p.dumps.size() - 1;
-    for (const auto& v : p.values[last]) pi.live_bytes += v.live_bytes;
+    for (const auto& v : p.values[dumps_in_trend(p) - 1]) pi.live_bytes += v.live_bytes;
     if (pi.dropped_samples)
       report.warnings.push_back(absl::StrCat("process ", pi.pid, " (", pi.executable, ") dropped ", pi.dropped_samples,
                                              " samples: its sample table was full, estimates are low"));
@@ -145,11 +152,7 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
   std::vector<Site> sites(nsites);
   for (size_t pi = 0; pi < t.processes.size(); ++pi) {
     const auto& p = t.processes[pi];
-    // The final dump is written after the program's static destructors
-    // ran: it shows teardown, not the steady state. With enough periodic
-    // dumps, leave it out of the trend (and of "live at the last dump").
-    size_t nd = p.dumps.size();
-    if (nd >= 4 && p.dumps.back().final_dump) --nd;
+    size_t nd = dumps_in_trend(p);
     // Dense [site][dump] only for sites this process has.
     std::unordered_map<uint32_t, std::vector<analyze::Point>> series;
     for (size_t di = 0; di < nd; ++di) {
