@@ -74,6 +74,24 @@ absl::Status table(const std::string& name, const char* what, Cursor& c, uint32_
   return absl::OkStatus();
 }
 
+// Reads a {count, record_size, records...} table, handing each record (the
+// fields this reader knows; extra bytes of newer minors are skipped) to each().
+template <typename T, typename Fn>
+absl::Status read_table(const std::string& name, const char* what, const std::pair<const uint8_t*, uint64_t>& sec,
+                        Fn&& each) {
+  Cursor c(sec.first, sec.second);
+  uint32_t n, rs;
+  if (auto st = table(name, what, c, sizeof(T), &n, &rs); !st.ok()) return st;
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint8_t* p = nullptr;
+    c.bytes(rs, &p);  // cannot fail: table() checked n * rs against the section
+    T rec;
+    std::memcpy(&rec, p, sizeof rec);
+    if (auto st = each(rec); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name) {
@@ -202,30 +220,16 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   }
 
   if (auto* m = secs.find(fmtx::kModules)) {
-    Cursor mc(m->first, m->second);
-    uint32_t n, rs;
-    if (auto st = table(name, "module", mc, sizeof(fmtx::Module), &n, &rs); !st.ok()) return st;
-    d.modules.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* p = nullptr;
-      mc.bytes(rs, &p);
-      fmtx::Module fm;
-      std::memcpy(&fm, p, sizeof fm);
+    auto st = read_table<fmtx::Module>(name, "module", *m, [&](const fmtx::Module& fm) {
       Module mod{fm.start, fm.end, fm.bias, "", "", fm.kind};
       if (!str(fm.path, &mod.path) || !str(fm.build_id, &mod.build_id)) return bad(name, "module string out of range");
       d.modules.push_back(std::move(mod));
-    }
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
   }
   if (auto* f = secs.find(fmtx::kFrames)) {
-    Cursor fc(f->first, f->second);
-    uint32_t n, rs;
-    if (auto st = table(name, "frame", fc, sizeof(fmtx::Frame), &n, &rs); !st.ok()) return st;
-    d.frames.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* p = nullptr;
-      fc.bytes(rs, &p);
-      fmtx::Frame ff;
-      std::memcpy(&ff, p, sizeof ff);
+    auto st = read_table<fmtx::Frame>(name, "frame", *f, [&](const fmtx::Frame& ff) {
       Frame fr;
       fr.address = ff.address;
       if (ff.module != fmtx::kNoModule) {
@@ -235,7 +239,9 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
       if (!str(ff.symbol, &fr.symbol)) return bad(name, "frame symbol out of range");
       fr.symbol_offset = ff.symbol_offset;
       d.frames.push_back(std::move(fr));
-    }
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
   }
   if (auto* s = secs.find(fmtx::kStacks)) {
     Cursor sc(s->first, s->second);
@@ -255,21 +261,13 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     }
   }
   if (auto* r = secs.find(fmtx::kRecords)) {
-    Cursor rc(r->first, r->second);
-    uint32_t n, rs;
-    if (auto st = table(name, "record", rc, sizeof(fmtx::Record), &n, &rs); !st.ok()) return st;
-    d.records.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      const uint8_t* p = nullptr;
-      rc.bytes(rs, &p);
-      fmtx::Record fr;
-      std::memcpy(&fr, p, sizeof fr);
+    auto finite = [](double v) { return v == v && v >= 0 && v < 1e300; };
+    auto st = read_table<fmtx::Record>(name, "record", *r, [&](const fmtx::Record& fr) {
       Record rec;
       if (fr.stack != fmtx::kOtherStack) {
         if (fr.stack >= d.stacks.size()) return bad(name, "record stack out of range");
         rec.stack = fr.stack;
       }
-      auto finite = [](double v) { return v == v && v >= 0 && v < 1e300; };
       if (!finite(fr.live_count) || !finite(fr.live_bytes) || !finite(fr.alloc_count) || !finite(fr.alloc_bytes))
         return bad(name, "record holds a negative or non-finite estimate");
       rec.live_count = fr.live_count;
@@ -279,7 +277,9 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
       rec.live_samples = fr.live_samples;
       rec.total_samples = fr.total_samples;
       d.records.push_back(rec);
-    }
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
   }
   return d;
 }
