@@ -32,9 +32,29 @@ int find_self(struct dl_phdr_info* info, size_t, void* data) {
   return 0;
 }
 
-}  // namespace
+// The unwind itself; capture_stack() wraps it with the fork barrier.
+int unwind_frames(uintptr_t* frames, int max_frames) {
+  constexpr int kSkipMax = 16;  // the shim's own frames, at most
+  void* raw[256 + kSkipMax];
+  int want = max_frames + kSkipMax;
+  if (want > static_cast<int>(sizeof raw / sizeof raw[0])) want = sizeof raw / sizeof raw[0];
+  int n = unw_backtrace(raw, want);
+  if (n <= 0) {
+    log_once(Once::kUnwindFailed, "stack unwinding failed; samples are kept without call stacks");
+    return 0;
+  }
+  int first = 0;
+  while (first < n) {
+    auto a = reinterpret_cast<uintptr_t>(raw[first]);
+    if (a < g_self_lo || a >= g_self_hi) break;
+    ++first;
+  }
+  int out = 0;
+  for (int i = first; i < n && out < max_frames; ++i) frames[out++] = reinterpret_cast<uintptr_t>(raw[i]);
+  return out;
+}
 
-int capture_locked(uintptr_t* frames, int max_frames);
+}  // namespace
 
 void capture_init() {
   dl_iterate_phdr(find_self, reinterpret_cast<void*>(&capture_init));
@@ -63,30 +83,9 @@ int capture_stack(uintptr_t* frames, int max_frames) {
       sched_yield();
     }
   }
-  int depth = capture_locked(frames, max_frames);
+  int depth = unwind_frames(frames, max_frames);
   g_unwinding.fetch_sub(1, std::memory_order_seq_cst);
   return depth;
-}
-
-int capture_locked(uintptr_t* frames, int max_frames) {
-  constexpr int kSkipMax = 16;  // the shim's own frames, at most
-  void* raw[256 + kSkipMax];
-  int want = max_frames + kSkipMax;
-  if (want > static_cast<int>(sizeof raw / sizeof raw[0])) want = sizeof raw / sizeof raw[0];
-  int n = unw_backtrace(raw, want);
-  if (n <= 0) {
-    log_once(Once::kUnwindFailed, "stack unwinding failed; samples are kept without call stacks");
-    return 0;
-  }
-  int first = 0;
-  while (first < n) {
-    auto a = reinterpret_cast<uintptr_t>(raw[first]);
-    if (a < g_self_lo || a >= g_self_hi) break;
-    ++first;
-  }
-  int out = 0;
-  for (int i = first; i < n && out < max_frames; ++i) frames[out++] = reinterpret_cast<uintptr_t>(raw[i]);
-  return out;
 }
 
 }  // namespace leakwatch::shim
