@@ -39,14 +39,14 @@ void before_fork() {
 }
 
 void after_fork_parent() {
-  capture_fork_done();
+  capture_fork_parent();
   g_stacks.lock().unlock();
   dump_lock().unlock();
   --t_state.guard;
 }
 
 void after_fork_child() {
-  capture_fork_done();
+  capture_fork_child();
   g_stacks.lock().reset();
   reset_all_once();
   identity_collect(&g_identity);

@@ -14,8 +14,43 @@ namespace leakwatch::shim {
 namespace {
 
 uintptr_t g_self_lo = 0, g_self_hi = 0;
-std::atomic<int> g_unwinding{0};    // threads inside unw_backtrace
+std::atomic<int> g_unwinding{0};    // threads inside the unwinder
 std::atomic<int> g_fork_pending{0};  // a fork is waiting for them
+
+// libunwind's fast unw_backtrace keeps a per-thread trace cache. It takes
+// the cache from a pool under a lock of its own when a thread first
+// unwinds, and gives it back under that lock from a thread-exit
+// destructor -- outside capture_stack, where the fork barrier cannot see
+// it. So a fork can copy that lock held, and in the child any thread that
+// needs a new trace cache hangs. The child therefore lets only threads that
+// already own a cache (the forking thread is given one in prepare) use
+// unw_backtrace while the lock may be dirty; the others walk with
+// unw_step, which takes no lock outside the barrier (~40x slower per
+// stack, paid only on sampled allocations).
+__thread int t_has_trace_cache __attribute__((tls_model("initial-exec")));
+std::atomic<int> g_trace_cache_threads{0};  // threads that ever took a trace cache
+bool g_trace_pool_maybe_held = false;        // set in a child when another thread had one
+
+int step_backtrace(void** out, int max) {
+  unw_context_t context;
+  unw_cursor_t cursor;
+  if (unw_getcontext(&context) != 0 || unw_init_local(&cursor, &context) != 0) return 0;
+  int n = 0;
+  do {
+    unw_word_t ip = 0;
+    if (unw_get_reg(&cursor, UNW_REG_IP, &ip) != 0 || ip == 0) break;
+    out[n++] = reinterpret_cast<void*>(ip);
+  } while (n < max && unw_step(&cursor) > 0);
+  return n;
+}
+
+int backtrace_raw(void** out, int max) {
+  if (t_has_trace_cache) return unw_backtrace(out, max);
+  if (g_trace_pool_maybe_held) return step_backtrace(out, max);
+  t_has_trace_cache = 1;
+  g_trace_cache_threads.fetch_add(1, std::memory_order_relaxed);
+  return unw_backtrace(out, max);
+}
 
 int find_self(struct dl_phdr_info* info, size_t, void* data) {
   auto target = reinterpret_cast<uintptr_t>(data);
@@ -38,7 +73,7 @@ int unwind_frames(uintptr_t* frames, int max_frames) {
   void* raw[256 + kSkipMax];
   int want = max_frames + kSkipMax;
   if (want > static_cast<int>(sizeof raw / sizeof raw[0])) want = sizeof raw / sizeof raw[0];
-  int n = unw_backtrace(raw, want);
+  int n = backtrace_raw(raw, want);
   if (n <= 0) {
     log_once(Once::kUnwindFailed, "stack unwinding failed; samples are kept without call stacks");
     return 0;
@@ -62,12 +97,21 @@ void capture_init() {
 }
 
 void capture_fork_prepare() {
+  if (!t_has_trace_cache && !g_trace_pool_maybe_held) {
+    uintptr_t frames[4];
+    capture_stack(frames, 4);  // the child's only thread then owns a trace cache
+  }
   g_fork_pending.store(1, std::memory_order_seq_cst);
   while (g_unwinding.load(std::memory_order_seq_cst) != 0) sched_yield();
 }
 
-void capture_fork_done() {
-  g_unwinding.store(0, std::memory_order_relaxed);  // only matters in the child; 0 in the parent anyway
+void capture_fork_parent() { g_fork_pending.store(0, std::memory_order_seq_cst); }
+
+void capture_fork_child() {
+  int others = g_trace_cache_threads.load(std::memory_order_relaxed) - (t_has_trace_cache ? 1 : 0);
+  if (others > 0) g_trace_pool_maybe_held = true;
+  g_trace_cache_threads.store(t_has_trace_cache ? 1 : 0, std::memory_order_relaxed);
+  g_unwinding.store(0, std::memory_order_relaxed);  // counted threads do not exist here
   g_fork_pending.store(0, std::memory_order_seq_cst);
 }
 

@@ -20,8 +20,11 @@ int capture_stack(uintptr_t* frames, int max_frames);
 // Fork support: no thread may be inside the unwinder at the instant of
 // fork, or the child inherits its internal locks held and hangs at its
 // first sampled allocation. prepare() bars new unwinds and waits for the
-// ones in progress; done() (parent and child) lifts the bar.
+// ones in progress; parent() and child() lift the bar. A child of a
+// process where other threads unwound may use a slower unwinder for its
+// new threads (capture.cpp says why).
 void capture_fork_prepare();
-void capture_fork_done();
+void capture_fork_parent();
+void capture_fork_child();
 
 }  // namespace leakwatch::shim

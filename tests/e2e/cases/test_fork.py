@@ -50,6 +50,10 @@ class Fork(lwtest.ShimTestCase):
         self.fork_storm(sample_bytes=1, interval=0.05)
         rep = lwtest.report_json(self.dir)
         self.assertTrue(lwtest.sites_with_function(rep, "child_leak"), "no child_leak site in the report")
+        # A thread started in a child unwinds without libunwind's trace
+        # cache (see shim/stack/capture.h); its stacks must be as complete.
+        self.assertTrue(lwtest.sites_with_function(rep, "child_thread_leak"),
+                        "no child_thread_leak site in the report")
 
     def test_fork_dense_sampling(self):
         self.fork_storm(sample_bytes=4096, interval=0.05)

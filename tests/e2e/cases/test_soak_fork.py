@@ -4,9 +4,11 @@ programs/soak_fork_unwind.c forks children (which allocate and exit) while
 its other threads allocate from fresh short-lived threads, from a signal
 handler and around dlopen/dlclose -- so at the instant of a fork another
 thread is often in the middle of the shim's stack capture, holding the
-unwinder's (libunwind's) internal locks or the loader's lock. A child that
-inherits such a lock locked hangs at its first sampled allocation. Without
-the shim every child exits at once; under it, they must too.
+unwinder's (libunwind's) internal locks or the loader's lock, or exiting
+and handing its unwinder cache back under libunwind's pool lock. A child
+that inherits such a lock locked hangs at its first sampled allocation
+(each child allocates from its main thread and from a thread it starts).
+Without the shim every child exits at once; under it, they must too.
 
 On a hang the test prints the hung child's threads (gdb, when installed).
 """

@@ -1,7 +1,8 @@
 /* Forks while other threads hammer malloc/free.
  * Usage: fork_storm FORKS THREADS [EXEC_PROGRAM]
  *   Without EXEC_PROGRAM each child allocates, checks and leaks a little
- *   (child_leak), then leaves with exit() (even children) or _exit() (odd
+ *   (child_leak, from its main thread and from a thread it starts:
+ *   child_thread_leak), then leaves with exit() (even children) or _exit() (odd
  *   ones); its exit status is a checksum the parent recomputes.
  *   With EXEC_PROGRAM, each child execs EXEC_PROGRAM with its index, and
  *   every other one is started with posix_spawn instead of fork+exec.
@@ -51,6 +52,19 @@ __attribute__((noinline)) void* child_leak(size_t n, uint64_t seed) {
   return p;
 }
 
+struct thread_leak {
+  uint64_t seed;
+};
+
+/* A thread the child starts: the unwinder has no per-thread state for it
+ * yet, and the parent's threads may have left the unwinder's locks in any
+ * state at the fork. */
+__attribute__((noinline)) static void* child_thread_leak(void* arg) {
+  const struct thread_leak* t = arg;
+  for (int k = 0; k < 4; ++k) child_leak(2000 + (size_t)k, t->seed + (uint64_t)k);
+  return NULL;
+}
+
 /* The child's work; also run by the parent to know the expected status. */
 static int child_work(int i, int leak) {
   uint64_t rng = 500 + (uint64_t)i, h = 0;
@@ -70,8 +84,13 @@ static int child_work(int i, int leak) {
     h = lw_hash(h, keep[k], sizes[k]);
     free(keep[k]);
   }
-  if (leak)
+  if (leak) {
     for (int k = 0; k < 4; ++k) child_leak(1000 + (size_t)k, h);
+    struct thread_leak arg = {h};
+    pthread_t t;
+    LW_CHECK(pthread_create(&t, NULL, child_thread_leak, &arg) == 0);
+    LW_CHECK(pthread_join(t, NULL) == 0);
+  }
   return (int)(h % 200) + 1;
 }
 

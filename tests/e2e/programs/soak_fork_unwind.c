@@ -5,7 +5,7 @@
  * a signal frame) and another dlopens and dlcloses a library (so an
  * unwinder's caches keep being flushed and it keeps looking up unwind
  * tables, under its own locks and the loader's), while the main thread
- * forks children that allocate and exit. Without a profiler every child finishes at once. A child that
+ * forks children that allocate (also from a thread they start) and exit. Without a profiler every child finishes at once. A child that
  * inherits a lock held by another thread at the instant of fork hangs.
  * Usage: soak_fork_unwind SECONDS PLUGIN.so
  * Prints "ok FORKS" when every child exited within 10 s; otherwise prints
@@ -165,12 +165,17 @@ int main(int argc, char** argv) {
       pid_t pid = fork();
       LW_CHECK(pid >= 0);
       if (pid == 0) {
+        /* The main thread and a thread started here: the unwinder has no
+         * per-thread state for the latter yet. */
+        pthread_t t;
+        LW_CHECK(pthread_create(&t, NULL, short_lived, (void*)(uintptr_t)getpid()) == 0);
         uint64_t rng = (uint64_t)getpid(), h = 0;
         for (int i = 0; i < 300; ++i) {
           uint64_t r = lw_next(&rng);
           h += deep_a((int)(r % 24), r);
         }
         LW_ESCAPE(&h);
+        LW_CHECK(pthread_join(t, NULL) == 0);
         exit(0);
       }
       pids[k] = pid;
