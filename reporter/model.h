@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,23 @@ struct SiteFrame {
   std::string file;      // "" when unknown
   int line = 0;          // 0 when unknown
   bool inlined = false;
+};
+
+// A shared, immutable frame. A report can hold millions of sites whose
+// stacks repeat the same few thousand frames; each site keeps references,
+// not copies of the strings.
+class FrameRef {
+ public:
+  FrameRef(std::shared_ptr<const SiteFrame> f) : f_(std::move(f)) {}  // NOLINT: implicit by design
+  FrameRef(SiteFrame f) : f_(std::make_shared<const SiteFrame>(std::move(f))) {}  // NOLINT
+  FrameRef(std::string function, std::string module, std::string file, int line, bool inlined)
+      : FrameRef(SiteFrame{std::move(function), std::move(module), std::move(file), line, inlined}) {}
+  const SiteFrame& operator*() const { return *f_; }
+  const SiteFrame* operator->() const { return f_.get(); }
+  const SiteFrame* get() const { return f_.get(); }
+
+ private:
+  std::shared_ptr<const SiteFrame> f_;
 };
 
 struct SitePoint {
@@ -38,7 +56,7 @@ struct Site {
   double confidence = 0;
   uint64_t live_samples = 0;
   size_t processes = 0;
-  std::vector<SiteFrame> frames;  // leaf first, allocator/shim frames removed
+  std::vector<FrameRef> frames;  // leaf first, allocator/shim frames removed
   std::vector<SiteProcessSeries> series;
 };
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <unordered_map>
 
+#include "absl/container/node_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "reporter/analyze/growth.h"
@@ -42,12 +43,6 @@ void parallel_for(size_t n, Fn fn, size_t min_parallel = 64) {
 size_t dumps_in_trend(const merge::ProcessTimeline& p) {
   size_t nd = p.dumps.size();
   return nd >= 4 && p.dumps.back().final_dump ? nd - 1 : nd;
-}
-
-std::string signature(const std::vector<SiteFrame>& frames) {
-  std::string s;
-  for (const auto& f : frames) absl::StrAppend(&s, f.function, "\x1f", f.file, "\x1f", f.line, "\x1f", f.module, "\x1e");
-  return s;
 }
 
 }  // namespace
@@ -90,6 +85,9 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
     return absl::DataLossError(absl::StrCat("none of the ", report.files_seen, " dump files could be read (",
                                             report.warnings.empty() ? "" : report.warnings.front(), ")"));
   merge::Timeline t = builder.finish();
+  if (t.sites_folded)
+    report.warnings.push_back(absl::StrCat("more than ", merge::Timeline::kMaxSites, " distinct call stacks: ",
+                                           t.sites_folded, " more stack records were counted as [other]"));
   {
     std::unordered_map<std::string, bool> seen;
     for (const auto& f : t.frames)
@@ -135,12 +133,11 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
   // Symbolize raw sites; sites whose readable frames are the same merge.
   symbolize::SiteSymbolizer sym(opt.symbols);
   std::vector<uint32_t> display_of(t.sites.size());
-  std::vector<std::vector<SiteFrame>> display_frames;
-  std::unordered_map<std::string, uint32_t> by_sig;
+  std::vector<const std::vector<uint32_t>*> display_frames;  // keys of by_frames (node map: stable)
+  absl::node_hash_map<std::vector<uint32_t>, uint32_t> by_frames;
   for (uint32_t s = 0; s < t.sites.size(); ++s) {
-    auto frames = sym.site(t, s);
-    auto [it, fresh] = by_sig.try_emplace(signature(frames), static_cast<uint32_t>(display_frames.size()));
-    if (fresh) display_frames.push_back(std::move(frames));
+    auto [it, fresh] = by_frames.try_emplace(sym.site(t, s), static_cast<uint32_t>(display_frames.size()));
+    if (fresh) display_frames.push_back(&it->first);
     display_of[s] = it->second;
   }
   for (const auto& m : sym.missing_modules())
@@ -216,7 +213,8 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
     s.growth_low = r.slope_low;
     s.growth_high = r.slope_high;
     s.confidence = r.confidence;
-    s.frames = std::move(display_frames[ds]);
+    s.frames.reserve(display_frames[ds]->size());
+    for (uint32_t id : *display_frames[ds]) s.frames.push_back(sym.pooled(id));
     report.sites.push_back(std::move(s));
   }
   std::stable_sort(report.sites.begin(), report.sites.end(), [](const Site& a, const Site& b) {

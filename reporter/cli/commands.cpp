@@ -238,7 +238,7 @@ int cmd_run(int argc, char** argv) {
     for (const auto& s : r->sites)
       if (s.verdict == "growing" && s.growth_bytes_per_s >= threshold) {
         std::cerr << absl::StrFormat("leakwatch: failing: %s grows at %s (threshold %s)\n",
-                                     s.frames.empty() ? "?" : s.frames[0].function,
+                                     s.frames.empty() ? "?" : s.frames[0]->function,
                                      render::human_rate(s.growth_bytes_per_s), render::human_rate(threshold));
         return kGrowthFound;
       }
@@ -257,7 +257,7 @@ int cmd_diff(int argc, char** argv) {
   }
   if (ins.size() != 2) return fail("diff: need two inputs: leakwatch diff A B", kUsage);
   std::map<std::string, std::pair<double, double>> live;  // site label -> (A, B)
-  std::map<std::string, std::vector<SiteFrame>> frames;
+  std::map<std::string, std::vector<FrameRef>> frames;
   for (int side = 0; side < 2; ++side) {
     ReportOptions o;
     o.inputs = {ins[side]};
@@ -268,7 +268,7 @@ int cmd_diff(int argc, char** argv) {
     for (const auto& w : r->warnings) std::cerr << "leakwatch: warning: " << w << "\n";
     for (const auto& s : r->sites) {
       std::string key;
-      for (const auto& f : s.frames) absl::StrAppend(&key, render::frame_label(f), "\n");
+      for (const FrameRef& f : s.frames) absl::StrAppend(&key, render::frame_label(*f), "\n");
       (side == 0 ? live[key].first : live[key].second) += s.live_bytes;
       frames.emplace(key, s.frames);
     }
@@ -282,8 +282,8 @@ int cmd_diff(int argc, char** argv) {
     if (shown++ >= 30) break;
     const auto& f = frames[key];
     std::cout << absl::StrFormat("%12s %12s %12s  %s\n", render::human_bytes(delta), render::human_bytes(live[key].first),
-                                 render::human_bytes(live[key].second), f.empty() ? "?" : render::frame_label(f[0]));
-    for (size_t j = 1; j < f.size() && j < 3; ++j) std::cout << absl::StrFormat("%40s    <- %s\n", "", render::frame_label(f[j]));
+                                 render::human_bytes(live[key].second), f.empty() ? "?" : render::frame_label(*f[0]));
+    for (size_t j = 1; j < f.size() && j < 3; ++j) std::cout << absl::StrFormat("%40s    <- %s\n", "", render::frame_label(*f[j]));
   }
   return kOk;
 }

@@ -14,8 +14,6 @@ namespace leakwatch::load {
 namespace fmtx = leakwatch::format;
 namespace {
 
-constexpr uint32_t kMaxTableEntries = 1u << 20;
-
 // A bounds-checked little-endian cursor over a byte range.
 class Cursor {
  public:
@@ -62,14 +60,14 @@ struct Sections {
 
 // A table section starts with {u32 count, u32 record_size}; records may be
 // larger than we know (newer minor version) but never smaller.
-absl::Status table(const std::string& name, const char* what, Cursor& c, uint32_t known, uint32_t* count,
-                   uint32_t* rsize) {
+absl::Status table(const std::string& name, const char* what, Cursor& c, uint32_t known, uint32_t max_count,
+                   uint32_t* count, uint32_t* rsize) {
   if (!c.get(count) || !c.get(rsize)) return bad(name, absl::StrCat("truncated ", what, " table"));
   if (*rsize < known) return bad(name, absl::StrCat(what, " records too small"));
   // No writer produces more (the shim caps a dump at 20,000 records); a
   // compressed file claiming millions is hostile and would cost the reader
   // far more memory than its size.
-  if (*count > kMaxTableEntries) return bad(name, absl::StrCat(what, " table larger than any writer produces"));
+  if (*count > max_count) return bad(name, absl::StrCat(what, " table larger than any writer produces"));
   if (uint64_t{*count} * *rsize > c.left()) return bad(name, absl::StrCat(what, " table larger than its section"));
   return absl::OkStatus();
 }
@@ -78,10 +76,10 @@ absl::Status table(const std::string& name, const char* what, Cursor& c, uint32_
 // fields this reader knows; extra bytes of newer minors are skipped) to each().
 template <typename T, typename Fn>
 absl::Status read_table(const std::string& name, const char* what, const std::pair<const uint8_t*, uint64_t>& sec,
-                        Fn&& each) {
+                        uint32_t max_count, Fn&& each) {
   Cursor c(sec.first, sec.second);
   uint32_t n, rs;
-  if (auto st = table(name, what, c, sizeof(T), &n, &rs); !st.ok()) return st;
+  if (auto st = table(name, what, c, sizeof(T), max_count, &n, &rs); !st.ok()) return st;
   for (uint32_t i = 0; i < n; ++i) {
     const uint8_t* p = nullptr;
     c.bytes(rs, &p);  // cannot fail: table() checked n * rs against the section
@@ -220,7 +218,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   }
 
   if (auto* m = secs.find(fmtx::kModules)) {
-    auto st = read_table<fmtx::Module>(name, "module", *m, [&](const fmtx::Module& fm) {
+    auto st = read_table<fmtx::Module>(name, "module", *m, fmtx::kReaderMaxRecords, [&](const fmtx::Module& fm) {
       Module mod{fm.start, fm.end, fm.bias, "", "", fm.kind};
       if (!str(fm.path, &mod.path) || !str(fm.build_id, &mod.build_id)) return bad(name, "module string out of range");
       d.modules.push_back(std::move(mod));
@@ -229,7 +227,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     if (!st.ok()) return st;
   }
   if (auto* f = secs.find(fmtx::kFrames)) {
-    auto st = read_table<fmtx::Frame>(name, "frame", *f, [&](const fmtx::Frame& ff) {
+    auto st = read_table<fmtx::Frame>(name, "frame", *f, fmtx::kReaderMaxFrames, [&](const fmtx::Frame& ff) {
       Frame fr;
       fr.address = ff.address;
       if (ff.module != fmtx::kNoModule) {
@@ -246,7 +244,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   if (auto* s = secs.find(fmtx::kStacks)) {
     Cursor sc(s->first, s->second);
     uint32_t n;
-    if (!sc.get(&n) || uint64_t{n} * 4 > sc.left() || n > kMaxTableEntries) return bad(name, "bad stack table");
+    if (!sc.get(&n) || uint64_t{n} * 4 > sc.left() || n > fmtx::kReaderMaxRecords) return bad(name, "bad stack table");
     d.stacks.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
       uint32_t depth;
@@ -262,7 +260,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   }
   if (auto* r = secs.find(fmtx::kRecords)) {
     auto finite = [](double v) { return v == v && v >= 0 && v < 1e300; };
-    auto st = read_table<fmtx::Record>(name, "record", *r, [&](const fmtx::Record& fr) {
+    auto st = read_table<fmtx::Record>(name, "record", *r, fmtx::kReaderMaxRecords, [&](const fmtx::Record& fr) {
       Record rec;
       if (fr.stack != fmtx::kOtherStack) {
         if (fr.stack >= d.stacks.size()) return bad(name, "record stack out of range");

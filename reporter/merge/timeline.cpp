@@ -15,13 +15,14 @@ constexpr uint32_t kJitKey = 0xfffffffe;
 constexpr uint32_t kUnknownKey = 0xffffffff;
 }
 
-TimelineBuilder::TimelineBuilder() {
+TimelineBuilder::TimelineBuilder()
+    : site_ids_(0, SiteHash{&t_.sites}, SiteEq{&t_.sites}) {
   FrameKey none;
   none.key = "[no stack]";
   none.unknown = true;
   t_.frames.push_back(none);
   t_.sites.push_back({});  // kOtherSite
-  site_ids_[{}] = Timeline::kOtherSite;
+  site_ids_.insert(Timeline::kOtherSite);
 }
 
 uint32_t TimelineBuilder::frame_id(const load::Dump& d, const load::Frame& f, const std::vector<uint32_t>& mkeys) {
@@ -83,27 +84,37 @@ void TimelineBuilder::add(const load::Dump& d) {
     const std::string& ident = m.build_id.empty() ? m.path : m.build_id;
     mkeys[i] = module_keys_.try_emplace(ident, static_cast<uint32_t>(module_keys_.size())).first->second;
   }
-  std::vector<uint32_t> fmap(d.frames.size());
-  for (size_t i = 0; i < d.frames.size(); ++i) fmap[i] = frame_id(d, d.frames[i], mkeys);
-  std::vector<uint32_t> stack_site(d.stacks.size());
+  // Frames and stacks are mapped when a record first names them.
+  constexpr uint32_t kUnmapped = 0xffffffff;
+  std::vector<uint32_t> fmap(d.frames.size(), kUnmapped);
+  std::vector<uint32_t> stack_site(d.stacks.size(), kUnmapped);
   std::vector<uint32_t> ids;
-  for (size_t s = 0; s < d.stacks.size(); ++s) {
+  auto site_of = [&](size_t s) {
+    if (stack_site[s] != kUnmapped) return stack_site[s];
     ids.clear();
     for (uint32_t fi : d.stacks[s]) {
+      if (fmap[fi] == kUnmapped) fmap[fi] = frame_id(d, d.frames[fi], mkeys);
       uint32_t id = fmap[fi];
       if (t_.frames[id].jit && !ids.empty() && t_.frames[ids.back()].jit) continue;
       ids.push_back(id);
     }
     if (ids.empty()) ids.push_back(kNoStackFrame);
-    auto [it, fresh] = site_ids_.try_emplace(ids, static_cast<uint32_t>(t_.sites.size()));
-    if (fresh) t_.sites.push_back(ids);
-    stack_site[s] = it->second;
-  }
+    auto it = site_ids_.find(absl::Span<const uint32_t>(ids));
+    if (it != site_ids_.end()) return stack_site[s] = *it;
+    if (t_.sites.size() >= Timeline::kMaxSites) {
+      ++t_.sites_folded;
+      return stack_site[s] = Timeline::kOtherSite;
+    }
+    auto id = static_cast<uint32_t>(t_.sites.size());
+    t_.sites.push_back(ids);
+    site_ids_.insert(id);
+    return stack_site[s] = id;
+  };
   absl::flat_hash_map<uint32_t, size_t> at;
   std::vector<Value> vals;
   vals.reserve(d.records.size());
   for (const load::Record& r : d.records) {
-    uint32_t site = r.stack < 0 ? Timeline::kOtherSite : stack_site[r.stack];
+    uint32_t site = r.stack < 0 ? Timeline::kOtherSite : site_of(static_cast<size_t>(r.stack));
     auto [it, fresh] = at.try_emplace(site, vals.size());
     if (fresh) vals.push_back(Value{site, 0, 0, 0, 0});
     Value& v = vals[it->second];

@@ -8,7 +8,10 @@
 //
 // Dumps are added one at a time and only compact per-site values are kept,
 // so memory grows with (dumps x records), at 20 bytes a record, never
-// with whole dumps.
+// with whole dumps. Only stacks that records name become sites, and at
+// most kMaxSites distinct sites are kept: past that (only hostile or
+// absurd inputs get there) records count toward "[other]" and
+// sites_folded says how many.
 //
 // Thread-safety: a builder is used by one thread.
 #pragma once
@@ -20,6 +23,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
+#include "absl/types/span.h"
 
 #include "reporter/load/dump_reader.h"
 
@@ -64,12 +70,16 @@ struct Timeline {
   std::vector<FrameKey> frames;              // by frame id
   std::vector<std::vector<uint32_t>> sites;  // raw site id -> frame ids, leaf first
   std::vector<ProcessTimeline> processes;
+  uint64_t sites_folded = 0;                 // distinct stacks past kMaxSites, counted as "[other]"
   static constexpr uint32_t kOtherSite = 0;  // "[other]": records folded past a dump's cap
+  static constexpr uint32_t kMaxSites = 1u << 21;
 };
 
 class TimelineBuilder {
  public:
   TimelineBuilder();
+  TimelineBuilder(const TimelineBuilder&) = delete;  // site_ids_ points into t_
+  TimelineBuilder& operator=(const TimelineBuilder&) = delete;
   void add(const load::Dump& dump);
   Timeline finish();  // sorts each process's dumps; drops duplicate copies
 
@@ -78,7 +88,22 @@ class TimelineBuilder {
   Timeline t_;
   absl::flat_hash_map<std::string, uint32_t> module_keys_;                // build-id (or path) -> key
   absl::flat_hash_map<std::pair<uint32_t, uint64_t>, uint32_t> frame_ids_;  // (module key, vaddr) -> frame id
-  absl::flat_hash_map<std::vector<uint32_t>, uint32_t> site_ids_;
+  // Site ids, hashed by their frames in t_.sites (not a second copy).
+  struct SiteHash {
+    using is_transparent = void;
+    const std::vector<std::vector<uint32_t>>* sites;
+    size_t operator()(uint32_t id) const { return (*this)(absl::Span<const uint32_t>((*sites)[id])); }
+    size_t operator()(absl::Span<const uint32_t> frames) const { return absl::HashOf(frames); }
+  };
+  struct SiteEq {
+    using is_transparent = void;
+    const std::vector<std::vector<uint32_t>>* sites;
+    absl::Span<const uint32_t> of(uint32_t id) const { return (*sites)[id]; }
+    absl::Span<const uint32_t> of(absl::Span<const uint32_t> s) const { return s; }
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const { return of(a) == of(b); }
+  };
+  absl::flat_hash_set<uint32_t, SiteHash, SiteEq> site_ids_;
   std::map<std::pair<uint64_t, uint64_t>, size_t> process_index_;
 };
 

@@ -11,7 +11,7 @@ void folded(const Report& r, std::ostream& out) {
     std::string line;
     // Root first; ';' and newlines would break the format.
     for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) {
-      std::string name = it->function;
+      std::string name = (*it)->function;
       for (char& c : name)
         if (c == ';' || c == '\n') c = ',';
       if (!line.empty()) line += ';';

@@ -318,7 +318,7 @@ void html(const Report& r, const HtmlOptions& o, std::ostream& out) {
                            f ? frame_html(*f) : std::string("?"));
     if (s.frames.size() > 1) {
       out << absl::StrFormat("<details><summary>stack, %d frames</summary><ol>", s.frames.size());
-      for (const auto& fr : s.frames) out << "<li>" << frame_html(fr) << "</li>";
+      for (const FrameRef& fr : s.frames) out << "<li>" << frame_html(*fr) << "</li>";
       out << "</ol></details>";
     }
     out << "</td></tr>\n";
@@ -337,8 +337,8 @@ void html(const Report& r, const HtmlOptions& o, std::ostream& out) {
     root.weight += w;
     FlameNode* n = &root;
     for (auto it = s.frames.rbegin(); it != s.frames.rend(); ++it) {
-      auto& child = n->children[it->function];
-      if (!child) child = std::make_unique<FlameNode>(), child->name = it->function;
+      auto& child = n->children[(*it)->function];
+      if (!child) child = std::make_unique<FlameNode>(), child->name = (*it)->function;
       child->weight += w;
       n = child.get();
     }

@@ -17,12 +17,12 @@ void json(const Report& r, std::ostream& out) {
   bool first_site = true;
   for (const auto& s : r.sites) {
     json frames = json::array();
-    for (const auto& f : s.frames)
-      frames.push_back({{"function", f.function},
-                        {"module", f.module},
-                        {"file", f.file.empty() ? json(nullptr) : json(f.file)},
-                        {"line", f.line > 0 ? json(f.line) : json(nullptr)},
-                        {"inlined", f.inlined}});
+    for (const FrameRef& f : s.frames)
+      frames.push_back({{"function", f->function},
+                        {"module", f->module},
+                        {"file", f->file.empty() ? json(nullptr) : json(f->file)},
+                        {"line", f->line > 0 ? json(f->line) : json(nullptr)},
+                        {"inlined", f->inlined}});
     json series = json::array();
     for (const auto& ps : s.series) {
       json pts = json::array();

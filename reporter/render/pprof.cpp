@@ -72,12 +72,12 @@ class Builder {
   }
 
   // frames[begin, end): inlined frames, then the real one they sit in.
-  uint64_t location(const std::vector<SiteFrame>& frames, size_t begin, size_t end,
+  uint64_t location(const std::vector<FrameRef>& frames, size_t begin, size_t end,
                     const std::map<std::string, std::string>& build_ids) {
-    const SiteFrame& real = frames[end - 1];
+    const SiteFrame& real = *frames[end - 1];
     uint64_t mapping_id = mapping(real.module, build_ids);
     std::vector<std::pair<uint64_t, int64_t>> lines;
-    for (size_t i = begin; i < end; ++i) lines.emplace_back(function(frames[i]), frames[i].line);
+    for (size_t i = begin; i < end; ++i) lines.emplace_back(function(*frames[i]), frames[i]->line);
     auto [it, fresh] = locations_.try_emplace({mapping_id, lines}, locations_.size() + 1);
     if (fresh) {
       pb::Location* loc = p_.add_location();
@@ -91,8 +91,8 @@ class Builder {
       if (mapping_id) {
         pb::Mapping* m = p_.mutable_mapping(static_cast<int>(mapping_id - 1));
         for (size_t i = begin; i < end; ++i) {
-          if (!frames[i].file.empty()) m->set_has_filenames(true);
-          if (frames[i].line > 0) m->set_has_line_numbers(true);
+          if (!frames[i]->file.empty()) m->set_has_filenames(true);
+          if (frames[i]->line > 0) m->set_has_line_numbers(true);
         }
         if (end - begin > 1) m->set_has_inline_frames(true);
       }
@@ -175,7 +175,7 @@ bool pprof(const Report& r, std::ostream& out) {
     for (size_t i = 0; i < s.frames.size(); ++i) {
       // An inlined frame continues into the next one; the last frame of a
       // site closes its location even if (oddly) marked inlined.
-      if (s.frames[i].inlined && i + 1 < s.frames.size()) continue;
+      if (s.frames[i]->inlined && i + 1 < s.frames.size()) continue;
       smp->add_location_id(b.location(s.frames, begin, i + 1, build_ids));
       begin = i + 1;
     }

@@ -54,12 +54,12 @@ std::string num(double v) { return absl::StrFormat("%.10g", finite(v)); }
 }  // namespace
 
 const SiteFrame* own_frame(const Site& s) {
-  for (const auto& f : s.frames) {
-    bool lib = f.file.find("/include/c++/") != std::string::npos ||
-               (f.file.empty() && base_name(f.module).rfind("libstdc++", 0) == 0);
-    if (!lib) return &f;
+  for (const FrameRef& f : s.frames) {
+    bool lib = f->file.find("/include/c++/") != std::string::npos ||
+               (f->file.empty() && base_name(f->module).rfind("libstdc++", 0) == 0);
+    if (!lib) return f.get();
   }
-  return s.frames.empty() ? nullptr : &s.frames.front();
+  return s.frames.empty() ? nullptr : s.frames.front().get();
 }
 
 std::string site_id(const Site& s) {
@@ -70,11 +70,11 @@ std::string site_id(const Site& s) {
     for (unsigned char c : x) h = (h ^ c) * 1099511628211ull;
     h = (h ^ 0x1f) * 1099511628211ull;
   };
-  for (const auto& f : s.frames) {
-    mix(f.function);
-    mix(f.file);
-    mix(absl::StrCat(f.line));
-    mix(base_name(f.module));
+  for (const FrameRef& f : s.frames) {
+    mix(f->function);
+    mix(f->file);
+    mix(absl::StrCat(f->line));
+    mix(base_name(f->module));
   }
   return absl::StrFormat("%016x", h);
 }

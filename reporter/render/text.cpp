@@ -59,14 +59,14 @@ void text(const Report& r, const TextOptions& o, std::ostream& out) {
     ++shown;
     const char* color = s.verdict == "growing" ? "1;31" : s.verdict == "plateau" ? "33" : "0";
     size_t lead = 0;
-    while (lead + 1 < s.frames.size() && library_frame(s.frames[lead])) ++lead;
-    std::string first = s.frames.empty() ? "?" : clip(frame_label(s.frames[lead]), 110);
+    while (lead + 1 < s.frames.size() && library_frame(*s.frames[lead])) ++lead;
+    std::string first = s.frames.empty() ? "?" : clip(frame_label(*s.frames[lead]), 110);
     if (lead) absl::StrAppend(&first, "  (via ", lead, " library frame", lead == 1 ? "" : "s", ")");
     out << paint(absl::StrFormat("%-12s", s.verdict), color)
         << absl::StrFormat(" %12s %11s %5.1f%% %5d  %s\n", human_rate(s.growth_bytes_per_s), human_bytes(s.live_bytes),
                            100 * s.confidence, s.processes, first);
     for (size_t i = lead + 1; i < s.frames.size() && i < lead + o.max_frames; ++i)
-      out << absl::StrFormat("%-12s %12s %11s %6s %5s    <- %s\n", "", "", "", "", "", clip(frame_label(s.frames[i]), 110));
+      out << absl::StrFormat("%-12s %12s %11s %6s %5s    <- %s\n", "", "", "", "", "", clip(frame_label(*s.frames[i]), 110));
   }
   if (shown < r.sites.size()) out << absl::StrFormat("... %d more sites (use --format json for all)\n", r.sites.size() - shown);
   if (!r.warnings.empty()) {

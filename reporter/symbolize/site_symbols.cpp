@@ -36,9 +36,24 @@ std::string base_name(const std::string& p) {
 
 SiteSymbolizer::SiteSymbolizer(SymbolizerOptions options) : dwarf_(std::move(options)) {}
 
-const std::vector<SiteFrame>& SiteSymbolizer::frame(const merge::FrameKey& k) {
-  auto it = cache_.find(k.key);
-  if (it != cache_.end()) return it->second;
+uint32_t SiteSymbolizer::intern(SiteFrame f) {
+  auto it = ids_.find(std::make_tuple(std::string_view(f.function), std::string_view(f.module),
+                                      std::string_view(f.file), f.line, f.inlined));
+  if (it != ids_.end()) return it->second;
+  auto id = static_cast<uint32_t>(pool_.size());
+  pool_.emplace_back(std::move(f));
+  const SiteFrame& p = *pool_.back();
+  allocator_.push_back(is_allocator_frame(p));
+  ids_.emplace(std::make_tuple(std::string_view(p.function), std::string_view(p.module), std::string_view(p.file),
+                               p.line, p.inlined),
+               id);
+  return id;
+}
+
+const std::vector<uint32_t>& SiteSymbolizer::frame(const merge::Timeline& t, uint32_t frame_id) {
+  if (by_frame_.size() < t.frames.size()) by_frame_.resize(t.frames.size()), done_.resize(t.frames.size());
+  if (done_[frame_id]) return by_frame_[frame_id];
+  const merge::FrameKey& k = t.frames[frame_id];
   std::vector<SiteFrame> out;
   if (k.jit) {
     out.push_back({"[jit]", "", "", 0, false});
@@ -69,7 +84,11 @@ const std::vector<SiteFrame>& SiteSymbolizer::frame(const merge::FrameKey& k) {
       out.push_back({fn, k.module, "", 0, false});
     }
   }
-  return cache_.emplace(k.key, std::move(out)).first->second;
+  std::vector<uint32_t> ids;
+  ids.reserve(out.size());
+  for (auto& f : out) ids.push_back(intern(std::move(f)));
+  done_[frame_id] = true;
+  return by_frame_[frame_id] = std::move(ids);
 }
 
 bool is_allocator_frame(const SiteFrame& f) {
@@ -91,18 +110,18 @@ bool is_allocator_frame(const SiteFrame& f) {
          absl::StartsWith(mod, "libtcmalloc");
 }
 
-std::vector<SiteFrame> SiteSymbolizer::site(const merge::Timeline& t, uint32_t site_id) {
-  std::vector<SiteFrame> out;
+std::vector<uint32_t> SiteSymbolizer::site(const merge::Timeline& t, uint32_t site_id) {
+  std::vector<uint32_t> out;
   if (site_id == merge::Timeline::kOtherSite) {
-    out.push_back({"[other]", "", "", 0, false});
+    out.push_back(intern({"[other]", "", "", 0, false}));
     return out;
   }
   for (uint32_t fid : t.sites[site_id]) {
-    const auto& fs = frame(t.frames[fid]);
+    const auto& fs = frame(t, fid);
     out.insert(out.end(), fs.begin(), fs.end());
   }
   size_t skip = 0;
-  while (skip + 1 < out.size() && is_allocator_frame(out[skip])) ++skip;
+  while (skip + 1 < out.size() && allocator_[out[skip]]) ++skip;
   out.erase(out.begin(), out.begin() + static_cast<long>(skip));
   return out;
 }

@@ -5,12 +5,20 @@
 // else module+offset. Leading allocator and shim frames are removed, so a
 // site starts at the code that asked for memory.
 //
+// Each distinct readable frame exists once, in a pool; a site is a list of
+// pool ids (equal ids, equal frames), so millions of sites cost a few
+// bytes per frame, not copies of its strings.
+//
 // Thread-safety: not thread-safe (caches).
 #pragma once
 
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "reporter/merge/timeline.h"
 #include "reporter/model.h"
@@ -21,14 +29,23 @@ namespace leakwatch::symbolize {
 class SiteSymbolizer {
  public:
   explicit SiteSymbolizer(SymbolizerOptions options);
-  const std::vector<SiteFrame>& frame(const merge::FrameKey& key);
-  std::vector<SiteFrame> site(const merge::Timeline& timeline, uint32_t site_id);
+  // The readable frames of one raw site, leaf first, as pool ids.
+  std::vector<uint32_t> site(const merge::Timeline& timeline, uint32_t site_id);
+  const FrameRef& pooled(uint32_t id) const { return pool_[id]; }
   // Modules seen whose binary could not be found (named once in warnings).
   const std::vector<std::string>& missing_modules() const { return missing_; }
 
  private:
+  const std::vector<uint32_t>& frame(const merge::Timeline& timeline, uint32_t frame_id);
+  uint32_t intern(SiteFrame f);
+
   DwarfSymbolizer dwarf_;
-  std::unordered_map<std::string, std::vector<SiteFrame>> cache_;
+  std::vector<std::vector<uint32_t>> by_frame_;  // timeline frame id -> pool ids (inlined first)
+  std::vector<bool> done_;                       // by_frame_[i] is filled in
+  std::vector<FrameRef> pool_;
+  std::vector<bool> allocator_;  // per pool id: is_allocator_frame()
+  // (function, module, file, line, inlined) -> pool id; views into pool_.
+  absl::flat_hash_map<std::tuple<std::string_view, std::string_view, std::string_view, int, bool>, uint32_t> ids_;
   std::unordered_map<std::string, bool> module_found_;
   std::vector<std::string> missing_;
 };

@@ -101,5 +101,10 @@ static_assert(sizeof(Record) == 56);
 // Limits a reader may rely on and a writer keeps.
 constexpr uint64_t kMaxRawSize = 256ull << 20;
 constexpr uint32_t kMaxDepth = 256;
+constexpr uint32_t kMaxRecords = 20000;  // per dump, "[other]" included; so at most as many stacks
+// What a reader accepts: room for a newer writer to raise its caps, while a
+// hostile file cannot make a reader build millions of entries.
+constexpr uint32_t kReaderMaxRecords = 1u << 16;  // records, stacks, modules
+constexpr uint32_t kReaderMaxFrames = 1u << 20;
 
 }  // namespace leakwatch::format

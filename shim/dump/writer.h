@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <sys/types.h>
 
+#include "shim/dump/format.h"
 #include "shim/runtime/spinlock.h"
 
 namespace leakwatch::shim {
@@ -31,7 +32,7 @@ struct FileOps {
 };
 extern FileOps g_file_ops;
 
-constexpr unsigned kMaxRecords = 20000;  // per dump; the rest fold into "[other]"
+using leakwatch::format::kMaxRecords;  // per dump; the rest fold into "[other]"
 
 bool writer_init();   // allocates retention state; call before writer_start
 bool writer_start();  // starts the periodic thread
