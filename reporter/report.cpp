@@ -19,10 +19,12 @@ namespace leakwatch {
 
 namespace {
 
-// Runs fn(0..n-1) on up to hardware_concurrency threads.
+size_t worker_threads() { return std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 8); }
+
+// Runs fn(0..n-1) on up to worker_threads() threads.
 template <typename Fn>
 void parallel_for(size_t n, Fn fn, size_t min_parallel = 64) {
-  size_t threads = std::min<size_t>(std::max(1u, std::thread::hardware_concurrency()), 8);
+  size_t threads = worker_threads();
   if (n < min_parallel || threads == 1) {
     for (size_t i = 0; i < n; ++i) fn(i);
     return;
@@ -58,10 +60,11 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
                                             absl::StrJoin(opt.inputs, ", ")));
   report.files_seen = files->size() + heap_files.size();
 
-  // Files are read and checked in parallel, a few at a time (bounded
-  // memory), and merged in order on this thread.
+  // Files are read and checked in parallel, two per thread at a time (a
+  // parsed dump can take a few hundred MB at the format's limits), and
+  // merged in order on this thread.
   merge::TimelineBuilder builder;
-  const size_t batch = 16;
+  const size_t batch = 2 * worker_threads();
   for (size_t at = 0; at < files->size(); at += batch) {
     size_t n = std::min(batch, files->size() - at);
     std::vector<absl::StatusOr<load::Dump>> loaded(n, absl::UnknownError("not read"));
@@ -90,9 +93,8 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
                                            t.sites_folded, " more stack records were counted as [other]"));
   {
     std::unordered_map<std::string, bool> seen;
-    for (const auto& f : t.frames)
-      if (!f.module.empty() && seen.try_emplace(f.module, true).second)
-        report.modules.push_back({f.module, f.build_id});
+    for (const auto& m : t.modules)
+      if (!m.path.empty() && seen.try_emplace(m.path, true).second) report.modules.push_back({m.path, m.build_id});
   }
 
   // Processes.

@@ -145,12 +145,14 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   }
 
   // Strings first: everything else refers to them.
-  std::vector<std::string> strings;
+  std::vector<std::string>& strings = d.strings;
+  strings.clear();
   if (auto* s = secs.find(fmtx::kStrings)) {
     Cursor sc(s->first, s->second);
     uint32_t n;
     if (!sc.get(&n)) return bad(name, "truncated string table");
     if (uint64_t{n} * 4 > sc.left()) return bad(name, "string table count larger than its section");
+    if (n > fmtx::kReaderMaxStrings) return bad(name, "string table larger than any writer produces");
     strings.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
       uint32_t len;
@@ -162,10 +164,23 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     return bad(name, "no string table");
   }
   if (strings.empty()) strings.emplace_back();
+  // Identity and module strings are copied out; a writer names each once,
+  // so copies beyond the payload's own size mean one string is named over
+  // and over to blow up the reader.
+  uint64_t copy_budget = 2 * raw.size() + (1u << 20);
+  bool over_budget = false;
   auto str = [&](uint32_t i, std::string* out) {
     if (i >= strings.size()) return false;
+    if (strings[i].size() > copy_budget) {
+      over_budget = true;
+      return false;
+    }
+    copy_budget -= strings[i].size();
     *out = strings[i];
     return true;
+  };
+  auto str_error = [&](const char* what) {
+    return bad(name, over_budget ? "strings named more often than any writer does" : what);
   };
 
   auto* idnt = secs.find(fmtx::kIdentity);
@@ -178,10 +193,10 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
       fmtx::Field f;
       ic.get(&f);
       std::string key;
-      if (!str(f.key, &key)) return bad(name, "identity field name out of range");
+      if (!str(f.key, &key)) return str_error("identity field name out of range");
       std::string sval;
       if (f.type == fmtx::kString && (f.value > UINT32_MAX || !str(static_cast<uint32_t>(f.value), &sval)))
-        return bad(name, "identity string out of range");
+        return str_error("identity string out of range");
       double fval = 0;
       if (f.type == fmtx::kF64) std::memcpy(&fval, &f.value, sizeof fval);
       uint64_t u = f.value;
@@ -220,7 +235,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   if (auto* m = secs.find(fmtx::kModules)) {
     auto st = read_table<fmtx::Module>(name, "module", *m, fmtx::kReaderMaxRecords, [&](const fmtx::Module& fm) {
       Module mod{fm.start, fm.end, fm.bias, "", "", fm.kind};
-      if (!str(fm.path, &mod.path) || !str(fm.build_id, &mod.build_id)) return bad(name, "module string out of range");
+      if (!str(fm.path, &mod.path) || !str(fm.build_id, &mod.build_id)) return str_error("module string out of range");
       d.modules.push_back(std::move(mod));
       return absl::OkStatus();
     });
@@ -234,7 +249,8 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
         if (ff.module >= d.modules.size()) return bad(name, "frame module out of range");
         fr.module = static_cast<int32_t>(ff.module);
       }
-      if (!str(ff.symbol, &fr.symbol)) return bad(name, "frame symbol out of range");
+      if (ff.symbol >= strings.size()) return bad(name, "frame symbol out of range");
+      fr.symbol = ff.symbol;
       fr.symbol_offset = ff.symbol_offset;
       d.frames.push_back(std::move(fr));
       return absl::OkStatus();
@@ -244,7 +260,8 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   if (auto* s = secs.find(fmtx::kStacks)) {
     Cursor sc(s->first, s->second);
     uint32_t n;
-    if (!sc.get(&n) || uint64_t{n} * 4 > sc.left() || n > fmtx::kReaderMaxRecords) return bad(name, "bad stack table");
+    if (!sc.get(&n) || uint64_t{n} * 4 > sc.left()) return bad(name, "bad stack table");
+    if (n > fmtx::kReaderMaxRecords) return bad(name, "stack table larger than any writer produces");
     d.stacks.reserve(n);
     for (uint32_t i = 0; i < n; ++i) {
       uint32_t depth;

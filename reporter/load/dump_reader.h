@@ -26,7 +26,7 @@ struct Module {
 struct Frame {
   uint64_t address = 0;
   int32_t module = -1;  // index into modules, -1 none
-  std::string symbol;   // mangled, "" if unknown
+  uint32_t symbol = 0;  // index into Dump::strings: mangled name, 0 ("") if unknown
   uint64_t symbol_offset = 0;
 };
 
@@ -49,9 +49,15 @@ struct Dump {
   std::string exe, argv0, cmdline, hostname, container_id, shim_version;
   std::vector<std::pair<std::string, std::string>> extra;
   std::vector<Module> modules;
+  // The dump's string table. Frames refer to it by index: many frames name
+  // the same function, and a copy per frame would let a small hostile file
+  // claim gigabytes.
+  std::vector<std::string> strings{std::string()};
   std::vector<Frame> frames;
   std::vector<std::vector<uint32_t>> stacks;  // frame indices, leaf first
   std::vector<Record> records;
+
+  const std::string& symbol(const Frame& f) const { return strings[f.symbol]; }
 };
 
 // Parses the bytes of one dump; `name` is used in error messages.

@@ -18,11 +18,17 @@ constexpr uint32_t kUnknownKey = 0xffffffff;
 TimelineBuilder::TimelineBuilder()
     : site_ids_(0, SiteHash{&t_.sites}, SiteEq{&t_.sites}) {
   FrameKey none;
-  none.key = "[no stack]";
   none.unknown = true;
   t_.frames.push_back(none);
+  symbol_ids_.emplace("", 0);
   t_.sites.push_back({});  // kOtherSite
   site_ids_.insert(Timeline::kOtherSite);
+}
+
+uint32_t TimelineBuilder::symbol_id(const std::string& s) {
+  auto [it, fresh] = symbol_ids_.try_emplace(s, static_cast<uint32_t>(t_.symbols.size()));
+  if (fresh) t_.symbols.push_back(s);
+  return it->second;
 }
 
 uint32_t TimelineBuilder::frame_id(const load::Dump& d, const load::Frame& f, const std::vector<uint32_t>& mkeys) {
@@ -33,25 +39,20 @@ uint32_t TimelineBuilder::frame_id(const load::Dump& d, const load::Frame& f, co
   auto it = frame_ids_.find(id_key);
   if (it != frame_ids_.end()) {
     FrameKey& old = t_.frames[it->second];
-    if (old.symbol.empty() && !f.symbol.empty()) old.symbol = f.symbol, old.symbol_offset = f.symbol_offset;
+    if (old.symbol == 0 && f.symbol != 0) old.symbol = symbol_id(d.symbol(f)), old.symbol_offset = f.symbol_offset;
     return it->second;
   }
   FrameKey k;
   if (id_key.first == kUnknownKey) {
     k.unknown = true;
     k.vaddr = f.address;
-    k.key = absl::StrCat("?:", absl::Hex(f.address));
   } else if (id_key.first == kJitKey) {
-    k.key = "[jit]";
     k.jit = true;
   } else {
-    const load::Module& m = d.modules[f.module];
-    k.module = m.path;
-    k.build_id = m.build_id;
+    k.module = id_key.first;
     k.vaddr = id_key.second;
-    k.key = absl::StrCat(m.build_id.empty() ? m.path : m.build_id, ":", absl::Hex(k.vaddr));
   }
-  k.symbol = f.symbol;
+  if (f.symbol != 0) k.symbol = symbol_id(d.symbol(f));
   k.symbol_offset = f.symbol_offset;
   uint32_t id = static_cast<uint32_t>(t_.frames.size());
   frame_ids_.emplace(id_key, id);
@@ -82,7 +83,9 @@ void TimelineBuilder::add(const load::Dump& d) {
   for (size_t i = 0; i < d.modules.size(); ++i) {
     const auto& m = d.modules[i];
     const std::string& ident = m.build_id.empty() ? m.path : m.build_id;
-    mkeys[i] = module_keys_.try_emplace(ident, static_cast<uint32_t>(module_keys_.size())).first->second;
+    auto [it, fresh] = module_keys_.try_emplace(ident, static_cast<uint32_t>(t_.modules.size()));
+    if (fresh) t_.modules.push_back({m.path, m.build_id});
+    mkeys[i] = it->second;
   }
   // Frames and stacks are mapped when a record first names them.
   constexpr uint32_t kUnmapped = 0xffffffff;

@@ -31,13 +31,19 @@
 
 namespace leakwatch::merge {
 
-// Everything symbolization needs about one position-independent frame.
-struct FrameKey {
-  std::string key;        // "buildid:1234", "[jit]", "?:addr"
-  std::string module;     // recorded path ("" for jit/unknown)
+// A module as the frames name it: one per build-id (or per path when
+// there is none); the path is the first one seen.
+struct ModuleName {
+  std::string path;
   std::string build_id;
-  uint64_t vaddr = 0;     // ELF virtual address of the return address
-  std::string symbol;     // embedded name (mangled) or ""
+};
+
+// Everything symbolization needs about one position-independent frame.
+// Strings live once in the Timeline; a frame holds indices.
+struct FrameKey {
+  uint32_t module = 0;    // index into Timeline::modules (meaningless for jit/unknown)
+  uint64_t vaddr = 0;     // ELF virtual address of the return address (runtime address if unknown)
+  uint32_t symbol = 0;    // index into Timeline::symbols: embedded name (mangled), 0 = ""
   uint64_t symbol_offset = 0;
   bool jit = false;
   bool unknown = false;
@@ -67,7 +73,9 @@ struct ProcessTimeline {
 };
 
 struct Timeline {
-  std::vector<FrameKey> frames;              // by frame id
+  std::vector<ModuleName> modules;
+  std::vector<std::string> symbols{std::string()};
+  std::vector<FrameKey> frames;              // by frame id; 0 is "[no stack]"
   std::vector<std::vector<uint32_t>> sites;  // raw site id -> frame ids, leaf first
   std::vector<ProcessTimeline> processes;
   uint64_t sites_folded = 0;                 // distinct stacks past kMaxSites, counted as "[other]"
@@ -86,7 +94,9 @@ class TimelineBuilder {
  private:
   uint32_t frame_id(const load::Dump& d, const load::Frame& f, const std::vector<uint32_t>& module_keys);
   Timeline t_;
-  absl::flat_hash_map<std::string, uint32_t> module_keys_;                // build-id (or path) -> key
+  uint32_t symbol_id(const std::string& s);
+  absl::flat_hash_map<std::string, uint32_t> module_keys_;                // build-id (or path) -> index in modules
+  absl::flat_hash_map<std::string, uint32_t> symbol_ids_;                 // name -> index in symbols
   absl::flat_hash_map<std::pair<uint32_t, uint64_t>, uint32_t> frame_ids_;  // (module key, vaddr) -> frame id
   // Site ids, hashed by their frames in t_.sites (not a second copy).
   struct SiteHash {

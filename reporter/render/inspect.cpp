@@ -66,8 +66,9 @@ void inspect(const load::Dump& d, std::ostream& out) {
       auto slash = mod.rfind('/');
       if (slash != std::string::npos) mod = mod.substr(slash + 1);
       out << absl::StrFormat("        %s  (%s)\n",
-                             fr.symbol.empty() ? absl::StrFormat("0x%x", fr.address)
-                                               : absl::StrFormat("%s+0x%x", symbolize::demangle(fr.symbol), fr.symbol_offset),
+                             d.symbol(fr).empty() ? absl::StrFormat("0x%x", fr.address)
+                                                  : absl::StrFormat("%s+0x%x", symbolize::demangle(d.symbol(fr)),
+                                                                    fr.symbol_offset),
                              mod);
     }
   }

@@ -36,6 +36,13 @@ std::string base_name(const std::string& p) {
 
 SiteSymbolizer::SiteSymbolizer(SymbolizerOptions options) : dwarf_(std::move(options)) {}
 
+// Many frames share a function (and demangling is not cheap).
+const std::string& SiteSymbolizer::pretty_cached(const std::string& name) {
+  auto it = pretty_.find(name);
+  if (it == pretty_.end()) it = pretty_.emplace(name, pretty(name)).first;
+  return it->second;
+}
+
 uint32_t SiteSymbolizer::intern(SiteFrame f) {
   auto it = ids_.find(std::make_tuple(std::string_view(f.function), std::string_view(f.module),
                                       std::string_view(f.file), f.line, f.inlined));
@@ -54,34 +61,35 @@ const std::vector<uint32_t>& SiteSymbolizer::frame(const merge::Timeline& t, uin
   if (by_frame_.size() < t.frames.size()) by_frame_.resize(t.frames.size()), done_.resize(t.frames.size());
   if (done_[frame_id]) return by_frame_[frame_id];
   const merge::FrameKey& k = t.frames[frame_id];
+  const std::string& symbol = t.symbols[k.symbol];
   std::vector<SiteFrame> out;
   if (k.jit) {
     out.push_back({"[jit]", "", "", 0, false});
   } else if (k.unknown) {
-    out.push_back({k.key == "[no stack]" ? "[no stack]" : absl::StrCat("[unknown 0x", absl::Hex(k.vaddr), "]"), "", "", 0,
-                   false});
+    out.push_back({frame_id == 0 ? "[no stack]" : absl::StrCat("[unknown 0x", absl::Hex(k.vaddr), "]"), "", "", 0, false});
   } else {
+    const merge::ModuleName& m = t.modules[k.module];
     // Return addresses point after the call; the call is at vaddr - 1.
-    auto src = dwarf_.symbolize(k.module, k.build_id, k.vaddr - 1);
-    auto [mit, first] = module_found_.try_emplace(k.module + "\n" + k.build_id, false);
-    if (first) {
-      mit->second = !dwarf_.resolved_path(k.module, k.build_id).empty() ||
-                    !dwarf_.debug_path(k.module, k.build_id).empty();
-      if (!mit->second) missing_.push_back(k.module);
+    auto src = dwarf_.symbolize(m.path, m.build_id, k.vaddr - 1);
+    if (module_found_.size() < t.modules.size()) module_found_.resize(t.modules.size(), kUnchecked);
+    if (module_found_[k.module] == kUnchecked) {
+      bool found = !dwarf_.resolved_path(m.path, m.build_id).empty() || !dwarf_.debug_path(m.path, m.build_id).empty();
+      module_found_[k.module] = found ? kFound : kMissing;
+      if (!found) missing_.push_back(m.path);
     }
     for (const auto& s : src) {
-      SiteFrame f{s.function, k.module, s.file, s.line, s.inlined};
+      SiteFrame f{s.function, m.path, s.file, s.line, s.inlined};
       // The real (not inlined) function is named from the symbol the shim
       // embedded when there is one, so a site reads the same with and
       // without the binary (DWARF may give only a short DW_AT_name).
-      if (!f.inlined && !k.symbol.empty()) f.function = k.symbol;
-      if ((f.function.empty() || f.function == "??") && !k.symbol.empty()) f.function = k.symbol;
-      f.function = pretty(f.function);
+      if (!f.inlined && !symbol.empty()) f.function = symbol;
+      if ((f.function.empty() || f.function == "??") && !symbol.empty()) f.function = symbol;
+      f.function = pretty_cached(f.function);
       out.push_back(std::move(f));
     }
     if (out.empty()) {
-      std::string fn = k.symbol.empty() ? absl::StrCat(base_name(k.module), "+0x", absl::Hex(k.vaddr)) : pretty(k.symbol);
-      out.push_back({fn, k.module, "", 0, false});
+      std::string fn = symbol.empty() ? absl::StrCat(base_name(m.path), "+0x", absl::Hex(k.vaddr)) : pretty_cached(symbol);
+      out.push_back({fn, m.path, "", 0, false});
     }
   }
   std::vector<uint32_t> ids;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 
 #include "reporter/merge/timeline.h"
 #include "reporter/model.h"
@@ -38,6 +39,7 @@ class SiteSymbolizer {
  private:
   const std::vector<uint32_t>& frame(const merge::Timeline& timeline, uint32_t frame_id);
   uint32_t intern(SiteFrame f);
+  const std::string& pretty_cached(const std::string& name);
 
   DwarfSymbolizer dwarf_;
   std::vector<std::vector<uint32_t>> by_frame_;  // timeline frame id -> pool ids (inlined first)
@@ -46,8 +48,10 @@ class SiteSymbolizer {
   std::vector<bool> allocator_;  // per pool id: is_allocator_frame()
   // (function, module, file, line, inlined) -> pool id; views into pool_.
   absl::flat_hash_map<std::tuple<std::string_view, std::string_view, std::string_view, int, bool>, uint32_t> ids_;
-  std::unordered_map<std::string, bool> module_found_;
+  enum : uint8_t { kUnchecked, kFound, kMissing };
+  std::vector<uint8_t> module_found_;  // per Timeline module
   std::vector<std::string> missing_;
+  absl::node_hash_map<std::string, std::string> pretty_;  // name -> demangled, parameters stripped (stable refs)
 };
 
 // True for frames that belong to the allocator or the shim, not to the program.

@@ -106,5 +106,6 @@ constexpr uint32_t kMaxRecords = 20000;  // per dump, "[other]" included; so at 
 // hostile file cannot make a reader build millions of entries.
 constexpr uint32_t kReaderMaxRecords = 1u << 16;  // records, stacks, modules
 constexpr uint32_t kReaderMaxFrames = 1u << 20;
+constexpr uint32_t kReaderMaxStrings = 1u << 21;
 
 }  // namespace leakwatch::format

@@ -42,8 +42,10 @@ using leakwatch::shim::seal_dump;
 namespace {
 std::atomic<bool> g_track{false};
 std::atomic<std::size_t> g_max_alloc{0};
+std::atomic<std::size_t> g_total_alloc{0};  // bytes requested, frees not subtracted
 void note_alloc(std::size_t n) {
   if (!g_track.load(std::memory_order_relaxed)) return;
+  g_total_alloc.fetch_add(n, std::memory_order_relaxed);
   std::size_t cur = g_max_alloc.load(std::memory_order_relaxed);
   while (n > cur && !g_max_alloc.compare_exchange_weak(cur, n)) {
   }
@@ -79,16 +81,18 @@ struct Tracked {
   absl::StatusOr<Dump> result;
   std::size_t max_alloc;
   double seconds;
+  std::size_t total_alloc;
 };
 
 Tracked parse_tracked(const std::string& bytes) {
   g_max_alloc = 0;
+  g_total_alloc = 0;
   g_track = true;
   auto t0 = std::chrono::steady_clock::now();
   auto r = parse_dump(bytes, "hostile.lwdump");
   auto t1 = std::chrono::steady_clock::now();
   g_track = false;
-  return {std::move(r), g_max_alloc.load(), std::chrono::duration<double>(t1 - t0).count()};
+  return {std::move(r), g_max_alloc.load(), std::chrono::duration<double>(t1 - t0).count(), g_total_alloc.load()};
 }
 
 std::string to_string(const ByteBuffer& b) { return std::string(reinterpret_cast<const char*>(b.data()), b.size()); }
@@ -390,7 +394,7 @@ void check_valid(const Dump& d) {
     const auto& f = d.frames[i];
     REQUIRE(f.address == frame_address(i));
     REQUIRE(f.module == (frame_module(i) == fmt::kNoModule ? -1 : static_cast<int32_t>(frame_module(i))));
-    REQUIRE(f.symbol == frame_symbol(i));
+    REQUIRE(d.symbol(f) == frame_symbol(i));
     REQUIRE(f.symbol_offset == (frame_symbol(i).empty() ? 0 : 3ull * i));
   }
   CHECK(d.stacks == stacks_spec());
@@ -414,8 +418,8 @@ bool same_dump(const Dump& a, const Dump& b) {
     return x.start == y.start && x.end == y.end && x.bias == y.bias && x.path == y.path &&
            x.build_id == y.build_id && x.kind == y.kind;
   };
-  auto frame_eq = [](const auto& x, const auto& y) {
-    return x.address == y.address && x.module == y.module && x.symbol == y.symbol &&
+  auto frame_eq = [&](const auto& x, const auto& y) {
+    return x.address == y.address && x.module == y.module && a.symbol(x) == b.symbol(y) &&
            x.symbol_offset == y.symbol_offset;
   };
   auto rec_eq = [](const auto& x, const auto& y) {
@@ -1098,6 +1102,54 @@ TEST_CASE("format: a hostile raw size does not make the reader allocate it", "[f
                   << " B, " << t.seconds << " s");
   REQUIRE_FALSE(t.result.ok());
   CHECK(t.max_alloc <= 1032 * (file.size() - 48) + (64u << 10));
+}
+
+TEST_CASE("format: one long string named many times does not multiply the reader's memory",
+          "[format][robustness]") {
+  // The string table holds each string once; frames, modules and identity
+  // fields name strings by index. A reader that copies a string per
+  // reference turns a 64 KiB name and 4,000 references into 256 MB.
+  const std::string big(64 << 10, 'x');
+  auto with_identity = [&](PayloadBuilder& b, int big_fields) {
+    b.begin_section(fmt::kIdentity);
+    b.put(static_cast<uint32_t>(1 + big_fields));
+    b.field_u64("sample_bytes", 4096);
+    for (int i = 0; i < big_fields; ++i) b.put(fmt::Field{b.str(("k" + std::to_string(i)).c_str()), fmt::kString, b.str(big.c_str())});
+    b.end_section();
+  };
+  struct Case {
+    const char* what;
+    std::function<void(PayloadBuilder&)> body;
+  } cases[] = {
+      {"4,000 frames naming one symbol",
+       [&](PayloadBuilder& b) {
+         with_identity(b, 0);
+         b.begin_section(fmt::kFrames);
+         b.put(uint32_t{4000});
+         b.put(static_cast<uint32_t>(sizeof(fmt::Frame)));
+         for (uint32_t i = 0; i < 4000; ++i) b.put(fmt::Frame{0x1000 + i, fmt::kNoModule, b.str(big.c_str()), 1});
+         b.end_section();
+       }},
+      {"4,000 modules naming one path",
+       [&](PayloadBuilder& b) {
+         with_identity(b, 0);
+         b.begin_section(fmt::kModules);
+         b.put(uint32_t{4000});
+         b.put(static_cast<uint32_t>(sizeof(fmt::Module)));
+         for (uint64_t i = 0; i < 4000; ++i)
+           b.put(fmt::Module{i << 20, (i << 20) + 4096, 0, b.str(big.c_str()), b.str(""), fmt::kElf, 0});
+         b.end_section();
+       }},
+      {"4,000 identity fields naming one string", [&](PayloadBuilder& b) { with_identity(b, 4000); }},
+  };
+  for (const auto& c : cases) {
+    std::string raw = build_raw(c.body);
+    auto t = parse_tracked(seal_bytes(raw));
+    INFO(c.what << ": raw " << raw.size() << " B -> " << (t.result.ok() ? "accepted" : error_of(t.result))
+                << ", allocated " << t.total_alloc << " B in all");
+    CHECK(t.total_alloc <= 4 * raw.size() + (4u << 20));
+    if (t.result.ok()) check_consistent(*t.result);
+  }
 }
 
 TEST_CASE("format: a string index with high bits set is refused, not truncated", "[format][robustness]") {

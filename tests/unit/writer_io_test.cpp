@@ -329,7 +329,7 @@ TEST_CASE("writer I/O: after the failures, real operations write a dump that rea
       const auto& leaf = d->frames[st_frames[0]];
       CHECK(leaf.module >= 0);
       CHECK(leaf.symbol_offset == 4);
-      CHECK(leaf.symbol.find(spec.frames.size() == 2 ? "leakwatch_test_leaky_alpha" : "leakwatch_test_leaky_beta") !=
+      CHECK(d->symbol(leaf).find(spec.frames.size() == 2 ? "leakwatch_test_leaky_alpha" : "leakwatch_test_leaky_beta") !=
             std::string::npos);
     }
     CHECK(found);
