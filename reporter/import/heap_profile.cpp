@@ -21,6 +21,9 @@ namespace {
 
 constexpr size_t kMaxLine = 1 << 20;        // a stack of 256 frames is ~5 KB
 constexpr size_t kMaxMappings = 1 << 17;    // /proc/self/maps lines
+// Stacks kept as sites; the rest of a (huge) profile counts as "[other]",
+// like the records a leakwatch dump folds past its cap.
+constexpr size_t kMaxStacks = 1 << 18;
 constexpr uint64_t kMaxPeriod = 1ull << 40; // sampling period (bytes)
 
 absl::Status bad(const std::string& name, const std::string& why) {
@@ -105,10 +108,50 @@ bool parse_mapping(std::string_view line, Mapping* m) {
   return true;
 }
 
-struct Stack {
-  std::vector<uint64_t> addrs;  // leaf first
-  Counts counts;
+// Lines of a text, one at a time (a 256 MiB profile has millions).
+class Lines {
+ public:
+  explicit Lines(std::string_view text) : text_(text) {}
+  // False at the end; *too_long when a line exceeds kMaxLine.
+  bool next(std::string_view* line, bool* too_long) {
+    if (at_ >= text_.size()) return false;
+    size_t nl = text_.find('\n', at_);
+    size_t end = nl == std::string_view::npos ? text_.size() : nl;
+    *too_long = end - at_ > kMaxLine;
+    *line = text_.substr(at_, end - at_);
+    at_ = end + 1;
+    ++number_;
+    return true;
+  }
+  size_t number() const { return number_; }  // of the line last returned, from 1
+
+ private:
+  std::string_view text_;
+  size_t at_ = 0, number_ = 0;
 };
+
+// The stacks of a profile, addresses in one flat array.
+struct Stacks {
+  std::vector<uint64_t> addrs;   // leaf first, stack after stack
+  std::vector<size_t> end;       // end of each stack in addrs
+  std::vector<Counts> counts;
+  Counts other;                  // stacks past kMaxStacks, summed
+  uint64_t folded = 0;
+  bool pending = false;          // jemalloc: the last "@" line still waits for its counts
+
+  size_t size() const { return end.size(); }
+  std::pair<const uint64_t*, const uint64_t*> frames(size_t i) const {
+    return {addrs.data() + (i ? end[i - 1] : 0), addrs.data() + end[i]};
+  }
+};
+
+void add_counts(Counts* to, const Counts& c) {
+  auto sat = [](uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; };
+  to->objs = sat(to->objs, c.objs);
+  to->bytes = sat(to->bytes, c.bytes);
+  to->cum_objs = sat(to->cum_objs, c.cum_objs);
+  to->cum_bytes = sat(to->cum_bytes, c.cum_bytes);
+}
 
 }  // namespace
 
@@ -129,62 +172,73 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
   // Both allocators end every line, the last one too: a file that does
   // not was cut short (a copy interrupted, a disk full).
   if (text.back() != '\n') return bad(name, "truncated (the last line is incomplete)");
-  // Lines, bounded.
-  std::vector<std::string_view> lines;
-  for (size_t at = 0; at < text.size();) {
-    size_t nl = text.find('\n', at);
-    size_t end = nl == std::string_view::npos ? text.size() : nl;
-    if (end - at > kMaxLine) return bad(name, absl::StrCat("line ", lines.size() + 1, " is too long"));
-    lines.push_back(text.substr(at, end - at));
-    at = end + 1;
-  }
-  if (lines.empty()) return bad(name, "empty");
+  Lines lines(text);
+  std::string_view l;
+  bool too_long = false;
+  auto line_error = [&](const std::string& why) { return bad(name, absl::StrCat("line ", lines.number(), ": ", why)); };
+  auto too_long_error = [&] { return bad(name, absl::StrCat("line ", lines.number(), " is too long")); };
+  if (!lines.next(&l, &too_long)) return bad(name, "empty");
+  if (too_long) return too_long_error();
+  std::string_view header = l;
 
   uint64_t period = 1;
-  std::vector<Stack> stacks;
-  size_t i = 1;
-  auto parse_addrs = [&](std::string_view s, std::vector<uint64_t>* out) {
-    s = trim(s);
-    while (!s.empty()) {
-      size_t sp = s.find_first_of(" \t");
-      std::string_view tok = s.substr(0, sp);
-      uint64_t a;
-      if (!parse_hex_addr(tok, &a)) return false;
-      if (out->size() < format::kMaxDepth) out->push_back(a);  // deeper frames are dropped (root side)
-      s = sp == std::string_view::npos ? std::string_view() : trim(s.substr(sp));
+  Stacks stacks;
+  // Appends a stack's addresses (past kMaxStacks: only its counts, later).
+  auto parse_addrs = [&](std::string_view a) {
+    bool keep = stacks.size() < kMaxStacks;
+    size_t depth = 0;
+    a = trim(a);
+    while (!a.empty()) {
+      size_t sp = a.find_first_of(" \t");
+      std::string_view tok = a.substr(0, sp);
+      uint64_t addr;
+      if (!parse_hex_addr(tok, &addr)) return false;
+      if (keep && depth < format::kMaxDepth) stacks.addrs.push_back(addr), ++depth;  // deeper frames are dropped (root side)
+      a = sp == std::string_view::npos ? std::string_view() : trim(a.substr(sp));
     }
     return true;
   };
+  auto add_stack = [&](const Counts& c) {
+    if (stacks.size() < kMaxStacks) {
+      stacks.end.push_back(stacks.addrs.size());
+      stacks.counts.push_back(c);
+    } else {
+      add_counts(&stacks.other, c);
+      ++stacks.folded;
+    }
+  };
 
+  bool mapped = false;  // reached MAPPED_LIBRARIES:
   if (format == Format::kJemalloc) {
-    std::string_view h = trim(lines[0]);
+    std::string_view h = trim(header);
     if (!parse_u64(h.substr(8), &period) || period == 0 || period > kMaxPeriod)
       return bad(name, absl::StrCat("bad sampling period in '", std::string(h.substr(0, 40)), "'"));
     d.shim_version = absl::StrCat("jemalloc heap_v2/", period);
-    bool pending = false;
-    for (; i < lines.size(); ++i) {
-      std::string_view l = trim(lines[i]);
+    while (lines.next(&l, &too_long)) {
+      if (too_long) return too_long_error();
+      l = trim(l);
       if (l.empty()) continue;
-      if (l == "MAPPED_LIBRARIES:") break;
+      if (l == "MAPPED_LIBRARIES:") {
+        mapped = true;
+        break;
+      }
       if (l[0] == '@') {
-        if (pending) return bad(name, absl::StrCat("line ", i + 1, ": stack without counts"));
-        Stack s;
-        if (!parse_addrs(l.substr(1), &s.addrs)) return bad(name, absl::StrCat("line ", i + 1, ": bad address"));
-        stacks.push_back(std::move(s));
-        pending = true;
+        if (stacks.pending) return line_error("stack without counts");
+        if (!parse_addrs(l.substr(1))) return line_error("bad address");
+        stacks.pending = true;
       } else if (l.rfind("t*:", 0) == 0) {
         Counts c;
-        if (!parse_counts(l.substr(3), &c)) return bad(name, absl::StrCat("line ", i + 1, ": bad counts"));
-        if (pending) stacks.back().counts = c, pending = false;  // else: the whole profile's totals
+        if (!parse_counts(l.substr(3), &c)) return line_error("bad counts");
+        if (stacks.pending) add_stack(c), stacks.pending = false;  // else: the whole profile's totals
       } else if (l[0] == 't') {
         continue;  // per-thread counts: the t* line has their sum
       } else {
-        return bad(name, absl::StrCat("line ", i + 1, ": unexpected '", std::string(l.substr(0, 40)), "'"));
+        return line_error(absl::StrCat("unexpected '", std::string(l.substr(0, 40)), "'"));
       }
     }
-    if (pending) return bad(name, "truncated (last stack has no counts)");
+    if (stacks.pending) return bad(name, "truncated (last stack has no counts)");
   } else {
-    std::string_view h = lines[0];
+    std::string_view h = header;
     auto at = h.find('@');
     Counts total;
     if (at == std::string_view::npos || !parse_counts(h.substr(13, at - 13), &total))
@@ -199,29 +253,34 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
       return bad(name, absl::StrCat("unsupported gperftools profile type '", std::string(type.substr(0, 40)), "'"));
     }
     d.shim_version = absl::StrCat("gperftools ", std::string(type));
-    for (; i < lines.size(); ++i) {
-      std::string_view l = trim(lines[i]);
+    while (lines.next(&l, &too_long)) {
+      if (too_long) return too_long_error();
+      l = trim(l);
       if (l.empty()) continue;
-      if (l == "MAPPED_LIBRARIES:") break;
+      if (l == "MAPPED_LIBRARIES:") {
+        mapped = true;
+        break;
+      }
       auto a = l.find('@');
-      Stack s;
-      if (a == std::string_view::npos || !parse_counts(l.substr(0, a), &s.counts))
-        return bad(name, absl::StrCat("line ", i + 1, ": expected 'objs: bytes [objs: bytes] @ addresses'"));
-      if (!parse_addrs(l.substr(a + 1), &s.addrs)) return bad(name, absl::StrCat("line ", i + 1, ": bad address"));
-      stacks.push_back(std::move(s));
+      Counts c;
+      if (a == std::string_view::npos || !parse_counts(l.substr(0, a), &c))
+        return line_error("expected 'objs: bytes [objs: bytes] @ addresses'");
+      if (!parse_addrs(l.substr(a + 1))) return line_error("bad address");
+      add_stack(c);
     }
   }
-  if (i >= lines.size()) return bad(name, "truncated (no MAPPED_LIBRARIES section)");
+  if (!mapped) return bad(name, "truncated (no MAPPED_LIBRARIES section)");
 
   // The module map. One load::Module per executable mapping, each with its
   // own load bias (segments of one file can have different vaddr-offset
   // deltas); anonymous executable memory is JIT code.
   std::vector<Mapping> maps;
-  for (++i; i < lines.size(); ++i) {
-    std::string_view l = trim(lines[i]);
+  while (lines.next(&l, &too_long)) {
+    if (too_long) return too_long_error();
+    l = trim(l);
     if (l.empty()) continue;
     Mapping m;
-    if (!parse_mapping(l, &m)) return bad(name, absl::StrCat("line ", i + 1, ": bad MAPPED_LIBRARIES entry"));
+    if (!parse_mapping(l, &m)) return line_error("bad MAPPED_LIBRARIES entry");
     if (maps.size() >= kMaxMappings) return bad(name, "too many MAPPED_LIBRARIES entries");
     if (d.exe.empty() && !m.path.empty() && m.path[0] == '/') d.exe = m.path;
     if (m.exec) maps.push_back(std::move(m));
@@ -252,18 +311,35 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
   };
 
   std::unordered_map<uint64_t, uint32_t> frame_of;
-  for (const Stack& s : stacks) {
+  for (size_t si = 0; si <= stacks.size(); ++si) {
+    bool other = si == stacks.size();  // the folded stacks, last
+    if (other && stacks.folded == 0) break;
+    const Counts& counts = other ? stacks.other : stacks.counts[si];
     double live_objs, live_bytes, cum_objs, cum_bytes;
-    unsample(s.counts.objs, s.counts.bytes, period, &live_objs, &live_bytes);
-    unsample(s.counts.cum_objs, s.counts.cum_bytes, period, &cum_objs, &cum_bytes);
+    unsample(counts.objs, counts.bytes, period, &live_objs, &live_bytes);
+    unsample(counts.cum_objs, counts.cum_bytes, period, &cum_objs, &cum_bytes);
     // More than an address space can hold is a corrupted (or hostile) file.
     constexpr double kImpossible = 18446744073709551616.0;
     for (double v : {live_objs, live_bytes, cum_objs, cum_bytes})
       if (!(v < kImpossible)) return bad(name, "impossible counts (more than an address space)");
     if (live_bytes == 0 && cum_bytes == 0) continue;
+    load::Record r;
+    r.live_count = live_objs;
+    r.live_bytes = live_bytes;
+    r.alloc_count = cum_objs;
+    r.alloc_bytes = cum_bytes;
+    r.live_samples = counts.objs;
+    r.total_samples = counts.cum_objs;
+    if (other) {  // r.stack stays -1: "[other]"
+      d.records.push_back(r);
+      d.records_folded = stacks.folded;
+      break;
+    }
+    auto [first, last] = stacks.frames(si);
     std::vector<uint32_t> st;
-    st.reserve(s.addrs.size());
-    for (uint64_t a : s.addrs) {
+    st.reserve(static_cast<size_t>(last - first));
+    for (const uint64_t* ap = first; ap != last; ++ap) {
+      uint64_t a = *ap;
       auto [it, fresh] = frame_of.try_emplace(a, static_cast<uint32_t>(d.frames.size()));
       if (fresh) {
         load::Frame f;
@@ -273,14 +349,7 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
       }
       st.push_back(it->second);
     }
-    load::Record r;
     r.stack = static_cast<int64_t>(d.stacks.size());
-    r.live_count = live_objs;
-    r.live_bytes = live_bytes;
-    r.alloc_count = cum_objs;
-    r.alloc_bytes = cum_bytes;
-    r.live_samples = s.counts.objs;
-    r.total_samples = s.counts.cum_objs;
     d.stacks.push_back(std::move(st));
     d.records.push_back(r);
   }

@@ -195,6 +195,27 @@ TEST_CASE("stacks deeper than the format's cap are cut, not refused") {
   CHECK(d->frames[d->stacks[0][0]].module == -1);
 }
 
+TEST_CASE("a profile with more stacks than the cap keeps the first ones and counts the rest as [other]") {
+  // 2^18 stacks are kept (the cap); the 7 past it are summed into one record
+  // with no stack, so totals stay right and memory stays bounded.
+  const int kept = 1 << 18, extra = 7;
+  std::string t = "heap_v2/1\n";
+  for (int i = 0; i < kept + extra; ++i) t += "@ 0x" + std::to_string(100000 + i) + "\n  t*: 1: 8 [1: 8]\n";
+  t += "\nMAPPED_LIBRARIES:\n";
+  auto d = import::parse_heap_profile(t, "many.heap");
+  REQUIRE(d.ok());
+  CHECK(d->stacks.size() == static_cast<size_t>(kept));
+  REQUIRE(d->records.size() == static_cast<size_t>(kept) + 1);
+  const auto& other = d->records.back();
+  CHECK(other.stack == -1);
+  CHECK(other.live_bytes == 8.0 * extra);
+  CHECK(other.live_count == 1.0 * extra);
+  CHECK(d->records_folded == static_cast<uint64_t>(extra));
+  double total = 0;
+  for (const auto& r : d->records) total += r.live_bytes;
+  CHECK(total == 8.0 * (kept + extra));
+}
+
 TEST_CASE("random corruption never crashes the parser") {
   std::mt19937 rng(42);
   for (const std::string& base : {jemalloc_text(), gperftools_text()}) {
