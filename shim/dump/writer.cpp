@@ -283,7 +283,7 @@ bool build_payload(PayloadBuilder& b, Arena& scratch, bool final_dump, uint64_t 
   b.field_u64("records_folded", nsel - nkept);
   b.field_u64("live_samples", g_samples.size());
   b.field_u64("shim_mapped_bytes", mapped_bytes());
-  b.field_u64("dense_mode", g_free_mask == 0 ? 1 : 0);
+  b.field_u64("dense_mode", dense_mode() ? 1 : 0);
   b.field_str("dump_dir", g_config.dir);
   b.field_str("match", g_config.match);
   b.end_section();

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "shim/hook/real_functions.h"
+#include "shim/record/page_marks.h"
 #include "shim/record/recorder.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/sample/sampler.h"
@@ -29,7 +30,7 @@ inline __attribute__((always_inline)) void* do_malloc(std::size_t n, Op op) {
 }
 
 inline __attribute__((always_inline)) void do_free(void* p) {
-  if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0)) return free_slow(p);
+  if (LW_UNLIKELY(maybe_sampled(p))) return free_slow(p);
   auto f = g_real.free;
   if (LW_LIKELY(f != nullptr)) f(p);
 }
@@ -74,7 +75,7 @@ LW_EXPORT void* calloc(size_t count, size_t size) {
 
 LW_EXPORT void* realloc(void* p, size_t n) {
   if (p == nullptr) return do_malloc(n, Op::kMalloc);
-  if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0 || g_real.realloc == nullptr))
+  if (LW_UNLIKELY(maybe_sampled(p) || g_real.realloc == nullptr))
     return realloc_slow(p, n, false);
   // Only growth counts toward sampling: a block that is realloc'd in place
   // many times is not sampled as many times. A buffer grown call after call
@@ -168,10 +169,11 @@ LW_EXPORT void _ZdaPvSt11align_val_tRKSt9nothrow_t(void* p, size_t, const void*)
 // ---- jemalloc's API (only called by programs that link jemalloc).
 
 LW_EXPORT void sdallocx(void* p, size_t n, int flags) {
-  if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0 || g_real.sdallocx == nullptr)) {
+  if (LW_UNLIKELY(maybe_sampled(p) || g_real.sdallocx == nullptr)) {
     if (!p) return;
     if (forget_if_sampled(p) || g_real.sdallocx == nullptr) {
-      // Sampled blocks are over-aligned: let jemalloc find the size itself.
+      // A sampled block may have been over-aligned (aligned new, or moved
+      // by a realloc with headroom): let jemalloc find the size itself.
       if (g_real.dallocx) g_real.dallocx(p, flags);
       else do_free(p);
       return;
@@ -181,7 +183,7 @@ LW_EXPORT void sdallocx(void* p, size_t n, int flags) {
 }
 
 LW_EXPORT void dallocx(void* p, int flags) {
-  if (LW_UNLIKELY((reinterpret_cast<uintptr_t>(p) & g_free_mask) == 0 || g_real.dallocx == nullptr)) {
+  if (LW_UNLIKELY(maybe_sampled(p) || g_real.dallocx == nullptr)) {
     if (!p) return;
     forget_if_sampled(p);
     if (g_real.dallocx == nullptr) return do_free(p);

@@ -5,6 +5,8 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#include "shim/record/page_marks.h"
+
 namespace leakwatch::shim {
 
 alignas(4096) char g_bootstrap_arena[kBootstrapSize];
@@ -18,8 +20,8 @@ constexpr std::size_t kPages = kBootstrapSize / 4096;
 std::size_t g_boot_sizes[kPages];  // requested size, by first page of each block
 }  // namespace
 
-// Blocks start on page boundaries so that free() recognises them in its
-// page-aligned slow path and the fast path needs no range check.
+// Blocks start on page boundaries, and their pages are marked for good, so
+// free() sends them to its slow path (which never passes them on).
 void* bootstrap_alloc(std::size_t n, std::size_t align) {
   if (align > 4096) return nullptr;
   std::size_t pages = (n + 4095) / 4096;
@@ -27,7 +29,9 @@ void* bootstrap_alloc(std::size_t n, std::size_t align) {
   std::size_t first = g_bootstrap_used.fetch_add(pages, std::memory_order_relaxed);
   if (first + pages > kPages) return nullptr;
   g_boot_sizes[first] = n;
-  return g_bootstrap_arena + first * 4096;  // static storage: already zeroed, never reused
+  char* p = g_bootstrap_arena + first * 4096;  // static storage: already zeroed, never reused
+  page_mark_sticky(p);
+  return p;
 }
 
 std::size_t bootstrap_size(const void* p) {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "shim/hook/real_functions.h"
+#include "shim/record/page_marks.h"
 #include "shim/runtime/guard.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/log.h"
@@ -27,6 +28,20 @@ uint64_t count_fp(float w) { return static_cast<uint64_t>(std::llround(static_ca
 
 void forget(const SampleInfo& info) { g_stacks.on_free(info.stack, info.bytes_w, count_fp(info.count_w)); }
 
+// The sampled set and the page marks change together: marked before the
+// block is handed out, unmarked once its record is gone.
+bool track(void* p, const SampleInfo& info) {
+  if (!g_samples.insert(reinterpret_cast<uintptr_t>(p), info)) return false;
+  page_mark(p);
+  return true;
+}
+
+bool untrack(void* p, SampleInfo* info) {
+  if (!g_samples.erase(reinterpret_cast<uintptr_t>(p), info)) return false;
+  page_unmark(p);
+  return true;
+}
+
 // The unsampled path: exactly what the host would have got without us.
 void* plain(Op op, std::size_t n, std::size_t align) {
   switch (op) {
@@ -45,10 +60,9 @@ void* plain(Op op, std::size_t n, std::size_t align) {
   return nullptr;
 }
 
-// A block for a sampled allocation: page-aligned in sparse mode so that
-// free() can tell it apart cheaply.
+// A block for a sampled allocation: what the program asked for, from its
+// allocator (free() finds it by its page mark).
 void* sampled_block(std::size_t n, std::size_t align) {
-  if (g_free_mask) align = align > kPage ? align : kPage;
   if (align <= 16) return g_real.malloc(n);
   void* p = nullptr;
   return g_real.posix_memalign(&p, align, n ? n : 1) == 0 ? p : nullptr;
@@ -63,8 +77,8 @@ void record(void* p, std::size_t n, const uintptr_t* frames, int depth) {
   SampleInfo stale;
   // The same address live twice means it was freed behind our back (e.g.
   // by an allocator-specific API): retire the old record.
-  if (g_samples.erase(reinterpret_cast<uintptr_t>(p), &stale)) forget(stale);
-  if (!g_samples.insert(reinterpret_cast<uintptr_t>(p), info)) {
+  if (untrack(p, &stale)) forget(stale);
+  if (!track(p, info)) {
     g_dropped_samples.fetch_add(1, std::memory_order_relaxed);
     log_once(Once::kSampleTableFull, "sample table full; some samples are dropped (the dumps count them)");
     return;
@@ -137,13 +151,13 @@ int posix_memalign_slow(void** out, std::size_t align, std::size_t n) {
 void free_slow(void* p) {
   if (!p || in_bootstrap(p)) return;  // bootstrap blocks are never reused
   SampleInfo info;
-  if (g_samples.erase(reinterpret_cast<uintptr_t>(p), &info)) forget(info);
+  if (untrack(p, &info)) forget(info);
   if (g_real.free) g_real.free(p);
 }
 
 bool forget_if_sampled(void* p) {
   SampleInfo info;
-  if (!g_samples.erase(reinterpret_cast<uintptr_t>(p), &info)) return false;
+  if (!untrack(p, &info)) return false;
   forget(info);
   return true;
 }
@@ -164,7 +178,7 @@ void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
   SampleInfo info;
   bool sampled = g_samples.lookup(key, &info);
   if (!sampled && !ticked) {
-    // A page-aligned block that is not ours: account for its growth here.
+    // A block on a marked page that is not ours: account for its growth here.
     std::size_t old = g_real.malloc_usable_size(p);
     if (n <= old || sample_tick(n - old)) return g_real.realloc(p, n);
     ticked = true;
@@ -172,7 +186,7 @@ void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
   }
   if (!enabled() || Guard::active() || n == 0) {
     // We cannot follow the block: stop tracking it rather than guess.
-    if (sampled && g_samples.erase(key, &info)) forget(info);
+    if (sampled && untrack(p, &info)) forget(info);
     return g_real.realloc(p, n);
   }
   Guard guard;
@@ -202,9 +216,9 @@ void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
       std::memcpy(q, p, std::min(n, usable));
     }
     SampleInfo old;
-    bool had = g_samples.erase(key, &old);
+    bool had = untrack(p, &old);
     if (q != p) g_real.free(p);
-    if (!g_samples.insert(reinterpret_cast<uintptr_t>(q), next)) {
+    if (!track(q, next)) {
       if (had) forget(old);
       g_dropped_samples.fetch_add(1, std::memory_order_relaxed);
       return q;

@@ -1,12 +1,12 @@
 // The set of live sampled allocations: address -> (stack, weights).
 //
 // This is what free() consults, so its design carries the cost of free:
-// - In sparse mode (S >= 64 KiB, the default) the shim serves sampled
-//   allocations page-aligned, so free() only calls contains()/erase() for
-//   page-aligned pointers (1 in 256 glibc chunks; jemalloc's large ones).
-//   Every other free pays one AND and a branch.
+// - In sparse mode (S >= 64 KiB, the default) free() only calls erase()
+//   for pointers on pages that hold a sampled block (page_marks.h, ~0.8%
+//   of the heap's pages at the default rate). Every other free pays one
+//   byte load and a branch.
 // - In dense mode (small S, or 1 = every allocation) nearly everything is
-//   sampled, so alignment would waste memory; every free probes the set.
+//   sampled; every free probes the set.
 //
 // Layout: fixed-size open hashing in buckets of one cache line (7 keys plus
 // a "displaced" counter), with a bounded overflow window. Lookups are

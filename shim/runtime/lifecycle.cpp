@@ -7,6 +7,7 @@
 
 #include "shim/dump/writer.h"
 #include "shim/hook/real_functions.h"
+#include "shim/record/page_marks.h"
 #include "shim/record/recorder.h"
 #include "shim/runtime/guard.h"
 #include "shim/runtime/identity.h"
@@ -18,7 +19,6 @@ namespace leakwatch::shim {
 __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
 std::atomic<int> g_state{kUninitialized};
 Config g_config;
-uintptr_t g_free_mask = 4095;
 
 namespace {
 
@@ -93,7 +93,7 @@ void lifecycle_start() {
     return;
   }
   capture_init();
-  g_free_mask = g_config.sample_bytes < kDenseBelow ? 0 : 4095;
+  if (dense_mode()) page_mark_all();
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   g_state.store(kEnabled, std::memory_order_release);
   writer_start();

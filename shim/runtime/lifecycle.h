@@ -22,10 +22,10 @@ enum State : int { kUninitialized = 0, kInitializing = 1, kEnabled = 2, kDisable
 
 extern std::atomic<int> g_state;
 extern Config g_config;
-// free() sends a pointer to the slow path when (p & g_free_mask) == 0:
-// 4095 when sampled blocks are page-aligned (sparse), 0 in dense mode.
-extern uintptr_t g_free_mask;
+// Dense mode: most live allocations are sampled, so every free asks the
+// sampled set (record/page_marks.h).
 constexpr uint64_t kDenseBelow = 65536;  // S below this: dense mode
+inline bool dense_mode() { return g_config.sample_bytes < kDenseBelow; }
 
 inline bool enabled() { return g_state.load(std::memory_order_acquire) == kEnabled; }
 

@@ -288,6 +288,9 @@ TEST_CASE("sampled set: concurrent readers see stable entries while writers chur
   std::vector<std::thread> threads;
   for (int w = 0; w < 3; ++w) {
     threads.emplace_back([&, w] {
+      // Churn only once the reader reads: on a loaded machine it could
+      // otherwise start after the writers are done (and check nothing).
+      while (reads.load() == 0) std::this_thread::yield();
       for (int round = 0; round < 300; ++round) {
         std::vector<uintptr_t> mine;
         for (int i = 0; i < 80; ++i) {

@@ -145,7 +145,6 @@ void setup() {
   identity_collect(&g_identity);
   REQUIRE(recorder_init(g_config.sample_bytes));
   REQUIRE(writer_init());
-  g_free_mask = 4095;
 
   // Two stacks with samples, in this program's text.
   (void)leakwatch_test_caller(1);

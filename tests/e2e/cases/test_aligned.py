@@ -20,9 +20,9 @@ class Aligned(lwtest.ShimTestCase):
         self.assertDumpsValid(r)
 
     def test_sparse_sampling(self):
-        # From 64 KiB on, sampled blocks are page-aligned (sparse mode): frees
-        # and reallocs of the program's own page-aligned blocks go through
-        # the lookup too.
+        # From 64 KiB on (sparse mode) sampled blocks keep the alignment the
+        # program asked for; frees and reallocs of blocks on the same pages
+        # go through the lookup too.
         r = self.assertSameAsPlain([lwtest.program("aligned")], sample_bytes=65536)
         self.assertDumpsValid(r)
 
