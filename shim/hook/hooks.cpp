@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "shim/hook/real_functions.h"
-#include "shim/record/page_marks.h"
+#include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/sample/sampler.h"

@@ -5,7 +5,7 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
-#include "shim/record/page_marks.h"
+#include "shim/record/granule_marks.h"
 
 namespace leakwatch::shim {
 
@@ -20,7 +20,7 @@ constexpr std::size_t kPages = kBootstrapSize / 4096;
 std::size_t g_boot_sizes[kPages];  // requested size, by first page of each block
 }  // namespace
 
-// Blocks start on page boundaries, and their pages are marked for good, so
+// Blocks start on page boundaries, and their granules are marked for good, so
 // free() sends them to its slow path (which never passes them on).
 void* bootstrap_alloc(std::size_t n, std::size_t align) {
   if (align > 4096) return nullptr;
@@ -30,7 +30,7 @@ void* bootstrap_alloc(std::size_t n, std::size_t align) {
   if (first + pages > kPages) return nullptr;
   g_boot_sizes[first] = n;
   char* p = g_bootstrap_arena + first * 4096;  // static storage: already zeroed, never reused
-  page_mark_sticky(p);
+  granule_mark_sticky(p);
   return p;
 }
 

@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "shim/hook/real_functions.h"
-#include "shim/record/page_marks.h"
+#include "shim/record/granule_marks.h"
 #include "shim/runtime/guard.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/log.h"
@@ -28,17 +28,17 @@ uint64_t count_fp(float w) { return static_cast<uint64_t>(std::llround(static_ca
 
 void forget(const SampleInfo& info) { g_stacks.on_free(info.stack, info.bytes_w, count_fp(info.count_w)); }
 
-// The sampled set and the page marks change together: marked before the
+// The sampled set and the granule marks change together: marked before the
 // block is handed out, unmarked once its record is gone.
 bool track(void* p, const SampleInfo& info) {
   if (!g_samples.insert(reinterpret_cast<uintptr_t>(p), info)) return false;
-  page_mark(p);
+  granule_mark(p);
   return true;
 }
 
 bool untrack(void* p, SampleInfo* info) {
   if (!g_samples.erase(reinterpret_cast<uintptr_t>(p), info)) return false;
-  page_unmark(p);
+  granule_unmark(p);
   return true;
 }
 
@@ -61,7 +61,7 @@ void* plain(Op op, std::size_t n, std::size_t align) {
 }
 
 // A block for a sampled allocation: what the program asked for, from its
-// allocator (free() finds it by its page mark).
+// allocator (free() finds it by its granule mark).
 void* sampled_block(std::size_t n, std::size_t align) {
   if (align <= 16) return g_real.malloc(n);
   void* p = nullptr;
@@ -216,6 +216,10 @@ void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
       std::memcpy(q, p, std::min(n, usable));
     }
     SampleInfo old;
+    if (q == p && g_samples.update(key, next, &old)) {  // resized in place: same key, same mark
+      g_stacks.on_resize(next.stack, old.bytes_w, count_fp(old.count_w), next.bytes_w, count_fp(next.count_w));
+      return q;
+    }
     bool had = untrack(p, &old);
     if (q != p) g_real.free(p);
     if (!track(q, next)) {

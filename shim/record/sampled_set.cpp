@@ -49,6 +49,17 @@ bool SampledSet::lookup(uintptr_t key, SampleInfo* info) const {
   return true;
 }
 
+bool SampledSet::update(uintptr_t key, const SampleInfo& info, SampleInfo* old) {
+  if (!buckets_ || live_.load(std::memory_order_relaxed) == 0) return false;
+  Bucket* b;
+  int s;
+  if (!find(key, &b, &s)) return false;
+  *old = b->info[s];
+  b->info[s] = info;
+  std::atomic_thread_fence(std::memory_order_release);
+  return true;
+}
+
 bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
   if (!buckets_ || key == 0) return false;
   Bucket* h = home(key);

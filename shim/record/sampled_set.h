@@ -2,9 +2,8 @@
 //
 // This is what free() consults, so its design carries the cost of free:
 // - In sparse mode (S >= 64 KiB, the default) free() only calls erase()
-//   for pointers on pages that hold a sampled block (page_marks.h, ~0.8%
-//   of the heap's pages at the default rate). Every other free pays one
-//   byte load and a branch.
+//   for pointers in 256-byte granules where a sampled block starts
+//   (granule_marks.h). Every other free pays one byte load and a branch.
 // - In dense mode (small S, or 1 = every allocation) nearly everything is
 //   sampled; every free probes the set.
 //
@@ -48,6 +47,9 @@ class SampledSet {
   bool contains(uintptr_t key) const;
   // Copies the entry for key without removing it.
   bool lookup(uintptr_t key, SampleInfo* info) const;
+  // Replaces the entry for key (a block resized in place); the old one goes
+  // to *old. Only the thread that owns the block may call it.
+  bool update(uintptr_t key, const SampleInfo& info, SampleInfo* old);
   uint64_t size() const { return live_.load(std::memory_order_relaxed); }
   uint64_t capacity() const { return buckets_ ? (mask_ + 1) * kSlots : 0; }
 

@@ -7,7 +7,7 @@
 
 #include "shim/dump/writer.h"
 #include "shim/hook/real_functions.h"
-#include "shim/record/page_marks.h"
+#include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
 #include "shim/runtime/guard.h"
 #include "shim/runtime/identity.h"
@@ -93,7 +93,7 @@ void lifecycle_start() {
     return;
   }
   capture_init();
-  if (dense_mode()) page_mark_all();
+  if (dense_mode()) granule_mark_all();
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   g_state.store(kEnabled, std::memory_order_release);
   writer_start();

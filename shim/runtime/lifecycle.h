@@ -23,7 +23,7 @@ enum State : int { kUninitialized = 0, kInitializing = 1, kEnabled = 2, kDisable
 extern std::atomic<int> g_state;
 extern Config g_config;
 // Dense mode: most live allocations are sampled, so every free asks the
-// sampled set (record/page_marks.h).
+// sampled set (record/granule_marks.h).
 constexpr uint64_t kDenseBelow = 65536;  // S below this: dense mode
 inline bool dense_mode() { return g_config.sample_bytes < kDenseBelow; }
 

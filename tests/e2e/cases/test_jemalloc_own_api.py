@@ -21,7 +21,7 @@ class JemallocOwnApi(lwtest.ShimTestCase):
         self.assertSameAsPlain([lwtest.program("jemalloc_linked"), "api"], sample_bytes=1)
 
     def test_sdallocx_of_malloc_blocks(self):
-        # Default sampling (sparse mode: frees are filtered by page marks);
+        # Default sampling (sparse mode: frees are filtered by granule marks);
         # sdallocx puts the block straight back in jemalloc's thread cache,
         # so the next malloc of that size gets the stale address at once.
         self.assertSameAsPlain([lwtest.program("jemalloc_linked"), "sized"])
