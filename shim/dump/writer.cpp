@@ -202,9 +202,9 @@ bool build_payload(PayloadBuilder& b, Arena& scratch, bool final_dump, uint64_t 
   uint32_t nsel = 0;
   for (uint32_t id = 0; id < nstacks; ++id) {
     StackEntry* e = g_stacks.get(id);
-    uint64_t total = e->total_samples.load(std::memory_order_relaxed);
-    uint64_t live = e->live_samples.load(std::memory_order_relaxed);
-    if (static_cast<int64_t>(live) > 0 || total != g_last_total[id]) sel[nsel++] = {id, e->live_bytes.load(std::memory_order_relaxed)};
+    uint64_t total = e->total_samples();
+    uint64_t live = e->live_samples();
+    if (static_cast<int64_t>(live) > 0 || total != g_last_total[id]) sel[nsel++] = {id, e->live_bytes()};
     g_last_total[id] = total;
   }
   uint32_t nkept = nsel;
@@ -355,19 +355,19 @@ bool build_payload(PayloadBuilder& b, Arena& scratch, bool final_dump, uint64_t 
   b.put(static_cast<uint32_t>(sizeof(format::Record)));
   // Counters are updated without a lock, so a snapshot can catch a free
   // half-way; live values are read as signed and never shown negative.
-  auto nonneg = [](const std::atomic<uint64_t>& v) {
-    int64_t x = static_cast<int64_t>(v.load(std::memory_order_relaxed));
+  auto nonneg = [](uint64_t v) {
+    int64_t x = static_cast<int64_t>(v);
     return x < 0 ? uint64_t{0} : static_cast<uint64_t>(x);
   };
   auto rec_of = [&](StackEntry* e, uint32_t stack) {
     return format::Record{stack,
                           0,
-                          nonneg(e->live_count_fp) / kCountScale,
-                          static_cast<double>(nonneg(e->live_bytes)),
-                          e->alloc_count_fp.load(std::memory_order_relaxed) / kCountScale,
-                          static_cast<double>(e->alloc_bytes.load(std::memory_order_relaxed)),
-                          nonneg(e->live_samples),
-                          e->total_samples.load(std::memory_order_relaxed)};
+                          nonneg(e->live_count_fp()) / kCountScale,
+                          static_cast<double>(nonneg(e->live_bytes())),
+                          e->alloc_count_fp() / kCountScale,
+                          static_cast<double>(e->alloc_bytes()),
+                          nonneg(e->live_samples()),
+                          e->total_samples()};
   };
   for (uint32_t i = 0; i < nkept; ++i) {
     b.put(rec_of(g_stacks.get(sel[i].id), i));

@@ -33,14 +33,14 @@ std::atomic<uintptr_t>* SampledSet::find(uintptr_t key, Bucket** bucket, int* sl
 }
 
 bool SampledSet::contains(uintptr_t key) const {
-  if (!buckets_ || live_.load(std::memory_order_relaxed) == 0) return false;
+  if (!buckets_) return false;
   Bucket* b;
   int s;
   return find(key, &b, &s) != nullptr;
 }
 
 bool SampledSet::lookup(uintptr_t key, SampleInfo* info) const {
-  if (!buckets_ || live_.load(std::memory_order_relaxed) == 0) return false;
+  if (!buckets_) return false;
   Bucket* b;
   int s;
   if (!find(key, &b, &s)) return false;
@@ -50,7 +50,7 @@ bool SampledSet::lookup(uintptr_t key, SampleInfo* info) const {
 }
 
 bool SampledSet::update(uintptr_t key, const SampleInfo& info, SampleInfo* old) {
-  if (!buckets_ || live_.load(std::memory_order_relaxed) == 0) return false;
+  if (!buckets_) return false;
   Bucket* b;
   int s;
   if (!find(key, &b, &s)) return false;
@@ -77,7 +77,7 @@ bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
     return false;
   };
   if (try_bucket(h)) {
-    live_.fetch_add(1, std::memory_order_relaxed);
+    live_[thread_shard()].n.fetch_add(1, std::memory_order_relaxed);
     return true;
   }
   // Announce the displacement before placing, so a concurrent lookup of
@@ -86,7 +86,7 @@ bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
   uint64_t idx = static_cast<uint64_t>(h - buckets_);
   for (int w = 1; w <= kWindow; ++w) {
     if (try_bucket(&buckets_[(idx + w) & mask_])) {
-      live_.fetch_add(1, std::memory_order_relaxed);
+      live_[thread_shard()].n.fetch_add(1, std::memory_order_relaxed);
       return true;
     }
   }
@@ -95,7 +95,7 @@ bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
 }
 
 bool SampledSet::erase(uintptr_t key, SampleInfo* info) {
-  if (!buckets_ || live_.load(std::memory_order_relaxed) == 0) return false;
+  if (!buckets_) return false;
   Bucket* b;
   int s;
   std::atomic<uintptr_t>* k = find(key, &b, &s);
@@ -107,7 +107,7 @@ bool SampledSet::erase(uintptr_t key, SampleInfo* info) {
   // host) must not both succeed.
   if (!k->compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) return false;
   if (b != home(key)) home(key)->displaced.fetch_sub(1, std::memory_order_acq_rel);
-  live_.fetch_sub(1, std::memory_order_relaxed);
+  live_[thread_shard()].n.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }
 

@@ -27,6 +27,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "shim/runtime/shard.h"
+
 namespace leakwatch::shim {
 
 struct SampleInfo {
@@ -50,7 +52,11 @@ class SampledSet {
   // Replaces the entry for key (a block resized in place); the old one goes
   // to *old. Only the thread that owns the block may call it.
   bool update(uintptr_t key, const SampleInfo& info, SampleInfo* old);
-  uint64_t size() const { return live_.load(std::memory_order_relaxed); }
+  uint64_t size() const {
+    uint64_t n = 0;
+    for (const auto& l : live_) n += l.n.load(std::memory_order_relaxed);
+    return n;
+  }
   uint64_t capacity() const { return buckets_ ? (mask_ + 1) * kSlots : 0; }
 
  private:
@@ -66,7 +72,10 @@ class SampledSet {
 
   Bucket* buckets_ = nullptr;
   uint64_t mask_ = 0;
-  std::atomic<uint64_t> live_{0};
+  struct alignas(64) LiveCount {
+    std::atomic<uint64_t> n{0};  // modular per shard; the sum is the size
+  };
+  LiveCount live_[kShards];
 };
 
 }  // namespace leakwatch::shim

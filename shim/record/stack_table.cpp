@@ -33,7 +33,7 @@ bool StackTable::init(uint32_t max_stacks) {
 StackEntry* StackTable::make(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint32_t id) {
   void* mem = arena_.alloc(sizeof(StackEntry) + depth * sizeof(uintptr_t), alignof(StackEntry));
   if (!mem) return nullptr;
-  auto* e = new (mem) StackEntry{hash, id, depth, {0}, {0}, {0}, {0}, {0}, {0}};
+  auto* e = new (mem) StackEntry{hash, id, depth, {}};
   if (depth) std::memcpy(e->frames, frames, depth * sizeof(uintptr_t));
   return e;
 }
@@ -76,21 +76,22 @@ uint32_t StackTable::intern(const uintptr_t* frames, uint32_t depth) {
 }
 
 void StackTable::on_alloc(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {
-  StackEntry* e = entries_[id];
-  e->live_bytes.fetch_add(bytes_w, std::memory_order_relaxed);
-  e->live_count_fp.fetch_add(count_fp, std::memory_order_relaxed);
-  e->alloc_bytes.fetch_add(bytes_w, std::memory_order_relaxed);
-  e->alloc_count_fp.fetch_add(count_fp, std::memory_order_relaxed);
-  e->live_samples.fetch_add(1, std::memory_order_relaxed);
-  e->total_samples.fetch_add(1, std::memory_order_relaxed);
+  StackCounters& c = entries_[id]->shard[thread_shard()];
+  c.live_bytes.fetch_add(bytes_w, std::memory_order_relaxed);
+  c.live_count_fp.fetch_add(count_fp, std::memory_order_relaxed);
+  c.alloc_bytes.fetch_add(bytes_w, std::memory_order_relaxed);
+  c.alloc_count_fp.fetch_add(count_fp, std::memory_order_relaxed);
+  c.live_samples.fetch_add(1, std::memory_order_relaxed);
+  c.total_samples.fetch_add(1, std::memory_order_relaxed);
 }
 
 void StackTable::on_free(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {
   StackEntry* e = get(id);
   if (!e) return;
-  e->live_bytes.fetch_sub(bytes_w, std::memory_order_relaxed);
-  e->live_count_fp.fetch_sub(count_fp, std::memory_order_relaxed);
-  e->live_samples.fetch_sub(1, std::memory_order_relaxed);
+  StackCounters& c = e->shard[thread_shard()];
+  c.live_bytes.fetch_sub(bytes_w, std::memory_order_relaxed);
+  c.live_count_fp.fetch_sub(count_fp, std::memory_order_relaxed);
+  c.live_samples.fetch_sub(1, std::memory_order_relaxed);
 }
 
 }  // namespace leakwatch::shim
@@ -100,9 +101,10 @@ namespace leakwatch::shim {
 void StackTable::on_resize(uint32_t id, uint64_t old_b, uint64_t old_c, uint64_t new_b, uint64_t new_c) {
   StackEntry* e = get(id);
   if (!e) return;
-  e->live_bytes.fetch_add(new_b - old_b, std::memory_order_relaxed);  // modular: may shrink
-  e->live_count_fp.fetch_add(new_c - old_c, std::memory_order_relaxed);
-  if (new_b > old_b) e->alloc_bytes.fetch_add(new_b - old_b, std::memory_order_relaxed);
+  StackCounters& c = e->shard[thread_shard()];
+  c.live_bytes.fetch_add(new_b - old_b, std::memory_order_relaxed);  // modular: may shrink
+  c.live_count_fp.fetch_add(new_c - old_c, std::memory_order_relaxed);
+  if (new_b > old_b) c.alloc_bytes.fetch_add(new_b - old_b, std::memory_order_relaxed);
 }
 
 }  // namespace leakwatch::shim

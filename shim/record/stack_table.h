@@ -20,23 +20,46 @@
 #include <cstdint>
 
 #include "shim/runtime/internal_alloc.h"
+#include "shim/runtime/shard.h"
 #include "shim/runtime/spinlock.h"
 
 namespace leakwatch::shim {
 
 constexpr double kCountScale = 65536.0;
 
+// One thread shard of a stack's counters (shim/runtime/shard.h). A shard
+// can go "negative" (a block freed by another thread than the one that
+// allocated it): the counters are modular, only their sum means anything.
+struct alignas(64) StackCounters {
+  std::atomic<uint64_t> live_bytes{0};
+  std::atomic<uint64_t> live_count_fp{0};
+  std::atomic<uint64_t> alloc_bytes{0};
+  std::atomic<uint64_t> alloc_count_fp{0};
+  std::atomic<uint64_t> live_samples{0};
+  std::atomic<uint64_t> total_samples{0};
+};
+
 struct StackEntry {
   uint64_t hash;
   uint32_t id;
   uint32_t depth;
-  std::atomic<uint64_t> live_bytes;
-  std::atomic<uint64_t> live_count_fp;
-  std::atomic<uint64_t> alloc_bytes;
-  std::atomic<uint64_t> alloc_count_fp;
-  std::atomic<uint64_t> live_samples;
-  std::atomic<uint64_t> total_samples;
+  StackCounters shard[kShards];
   uintptr_t frames[];  // depth return addresses, leaf first
+
+  // Sums over the shards (relaxed: a dump is a moment, not a transaction).
+  uint64_t live_bytes() const { return sum(&StackCounters::live_bytes); }
+  uint64_t live_count_fp() const { return sum(&StackCounters::live_count_fp); }
+  uint64_t alloc_bytes() const { return sum(&StackCounters::alloc_bytes); }
+  uint64_t alloc_count_fp() const { return sum(&StackCounters::alloc_count_fp); }
+  uint64_t live_samples() const { return sum(&StackCounters::live_samples); }
+  uint64_t total_samples() const { return sum(&StackCounters::total_samples); }
+
+ private:
+  uint64_t sum(std::atomic<uint64_t> StackCounters::*field) const {
+    uint64_t s = 0;
+    for (const auto& c : shard) s += (c.*field).load(std::memory_order_relaxed);
+    return s;
+  }
 };
 
 class StackTable {

@@ -23,6 +23,7 @@ struct ThreadState {
   int initialized;          // countdown has been drawn for this thread
   void* last_realloc;       // the block this thread realloc'd last, and its size:
   unsigned long last_size;  // a growing buffer skips malloc_usable_size()
+  unsigned shard;           // 1 + this thread's counter shard (shard.h); 0 = not dealt yet
 };
 
 extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));

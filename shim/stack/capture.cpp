@@ -9,12 +9,24 @@
 #include <libunwind.h>
 
 #include "shim/runtime/log.h"
+#include "shim/runtime/shard.h"
 
 namespace leakwatch::shim {
 namespace {
 
 uintptr_t g_self_lo = 0, g_self_hi = 0;
-std::atomic<int> g_unwinding{0};    // threads inside the unwinder
+// Threads inside the unwinder, in thread shards (shard.h): every sampled
+// allocation enters and leaves, so one shared counter would be contended.
+struct alignas(64) Unwinding {
+  std::atomic<int> n{0};
+};
+Unwinding g_unwinding[kShards];
+
+int unwinding_total() {
+  int n = 0;
+  for (const auto& u : g_unwinding) n += u.n.load(std::memory_order_seq_cst);
+  return n;
+}
 std::atomic<int> g_fork_pending{0};  // a fork is waiting for them
 
 // libunwind's fast unw_backtrace keeps a per-thread trace cache. It takes
@@ -102,7 +114,7 @@ void capture_fork_prepare() {
     capture_stack(frames, 4);  // the child's only thread then owns a trace cache
   }
   g_fork_pending.store(1, std::memory_order_seq_cst);
-  while (g_unwinding.load(std::memory_order_seq_cst) != 0) sched_yield();
+  while (unwinding_total() != 0) sched_yield();
 }
 
 void capture_fork_parent() { g_fork_pending.store(0, std::memory_order_seq_cst); }
@@ -111,24 +123,25 @@ void capture_fork_child() {
   int others = g_trace_cache_threads.load(std::memory_order_relaxed) - (t_has_trace_cache ? 1 : 0);
   if (others > 0) g_trace_pool_maybe_held = true;
   g_trace_cache_threads.store(t_has_trace_cache ? 1 : 0, std::memory_order_relaxed);
-  g_unwinding.store(0, std::memory_order_relaxed);  // counted threads do not exist here
+  for (auto& u : g_unwinding) u.n.store(0, std::memory_order_relaxed);  // counted threads do not exist here
   g_fork_pending.store(0, std::memory_order_seq_cst);
 }
 
 int capture_stack(uintptr_t* frames, int max_frames) {
   // Enter, then check for a pending fork (Dekker-style with the forker:
   // either it sees us and waits, or we see it and step back).
+  std::atomic<int>& unwinding = g_unwinding[thread_shard()].n;
   for (;;) {
-    g_unwinding.fetch_add(1, std::memory_order_seq_cst);
+    unwinding.fetch_add(1, std::memory_order_seq_cst);
     if (!g_fork_pending.load(std::memory_order_seq_cst)) break;
-    g_unwinding.fetch_sub(1, std::memory_order_seq_cst);
+    unwinding.fetch_sub(1, std::memory_order_seq_cst);
     for (int i = 0; g_fork_pending.load(std::memory_order_relaxed); ++i) {
       if (i > 200000) return 0;  // a fork that never ends: keep the sample, without a stack
       sched_yield();
     }
   }
   int depth = unwind_frames(frames, max_frames);
-  g_unwinding.fetch_sub(1, std::memory_order_seq_cst);
+  unwinding.fetch_sub(1, std::memory_order_seq_cst);
   return depth;
 }
 

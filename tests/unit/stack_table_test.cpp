@@ -42,8 +42,8 @@ TEST_CASE("stack table: id 0 is the empty [other] stack", "[stack_table]") {
   REQUIRE(other != nullptr);
   CHECK(other->id == 0);
   CHECK(other->depth == 0);
-  CHECK(other->live_bytes.load() == 0);
-  CHECK(other->total_samples.load() == 0);
+  CHECK(other->live_bytes() == 0);
+  CHECK(other->total_samples() == 0);
   CHECK(t.get(1) == nullptr);  // beyond count
   // The first real stack gets id 1.
   auto f = stack_of(1, 5);
@@ -137,8 +137,8 @@ TEST_CASE("stack table: a full table charges new stacks to [other]", "[stack_tab
   CHECK(t.intern(s1.data(), 3) == 1);
   // Counters of [other] work like any other.
   t.on_alloc(0, 1000, 3 * 65536);
-  CHECK(t.get(0)->live_bytes.load() == 1000);
-  CHECK(t.get(0)->live_samples.load() == 1);
+  CHECK(t.get(0)->live_bytes() == 1000);
+  CHECK(t.get(0)->live_samples() == 1);
 
   StackTable tiny;
   REQUIRE(tiny.init(1));  // only [other]
@@ -156,26 +156,26 @@ TEST_CASE("stack table: on_alloc / on_free counters", "[stack_table]") {
   t.on_alloc(id, 5000, c1);
   t.on_alloc(id, 700000, c2);
   StackEntry* e = t.get(id);
-  CHECK(e->live_bytes.load() == 705000);
-  CHECK(e->alloc_bytes.load() == 705000);
-  CHECK(e->live_count_fp.load() == c1 + c2);
-  CHECK(e->alloc_count_fp.load() == c1 + c2);
-  CHECK(e->live_samples.load() == 2);
-  CHECK(e->total_samples.load() == 2);
+  CHECK(e->live_bytes() == 705000);
+  CHECK(e->alloc_bytes() == 705000);
+  CHECK(e->live_count_fp() == c1 + c2);
+  CHECK(e->alloc_count_fp() == c1 + c2);
+  CHECK(e->live_samples() == 2);
+  CHECK(e->total_samples() == 2);
   t.on_free(id, 5000, c1);
-  CHECK(e->live_bytes.load() == 700000);
-  CHECK(e->live_count_fp.load() == c2);
-  CHECK(e->live_samples.load() == 1);
+  CHECK(e->live_bytes() == 700000);
+  CHECK(e->live_count_fp() == c2);
+  CHECK(e->live_samples() == 1);
   // Cumulative counters never go down.
-  CHECK(e->alloc_bytes.load() == 705000);
-  CHECK(e->alloc_count_fp.load() == c1 + c2);
-  CHECK(e->total_samples.load() == 2);
+  CHECK(e->alloc_bytes() == 705000);
+  CHECK(e->alloc_count_fp() == c1 + c2);
+  CHECK(e->total_samples() == 2);
   t.on_free(id, 700000, c2);
-  CHECK(e->live_bytes.load() == 0);
-  CHECK(e->live_count_fp.load() == 0);  // fixed point: exactly what was added
-  CHECK(e->live_samples.load() == 0);
+  CHECK(e->live_bytes() == 0);
+  CHECK(e->live_count_fp() == 0);  // fixed point: exactly what was added
+  CHECK(e->live_samples() == 0);
   // Other stacks are untouched.
-  CHECK(t.get(0)->total_samples.load() == 0);
+  CHECK(t.get(0)->total_samples() == 0);
   // A free naming an id the table never handed out is ignored.
   t.on_free(12345, 1, 1);
   CHECK(t.count() == 2);
@@ -223,8 +223,8 @@ TEST_CASE("stack table: concurrent intern agrees on ids", "[stack_table][threads
     REQUIRE(frames_equal(t.get(ids[0][i]), shared[i]));
     all.insert(ids[0][i]);
     // Four threads each added one sample.
-    REQUIRE(t.get(ids[0][i])->total_samples.load() == kThreads);
-    REQUIRE(t.get(ids[0][i])->live_bytes.load() == 100u * kThreads);
+    REQUIRE(t.get(ids[0][i])->total_samples() == kThreads);
+    REQUIRE(t.get(ids[0][i])->live_bytes() == 100u * kThreads);
   }
   for (auto& v : own)
     for (auto& [id, f] : v) {
