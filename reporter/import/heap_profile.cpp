@@ -108,27 +108,36 @@ bool parse_mapping(std::string_view line, Mapping* m) {
   return true;
 }
 
-// Lines of a text, one at a time (a 256 MiB profile has millions).
+// The non-blank lines of a text, trimmed, one at a time (a 256 MiB
+// profile has millions).
 class Lines {
  public:
   explicit Lines(std::string_view text) : text_(text) {}
-  // False at the end; *too_long when a line exceeds kMaxLine.
-  bool next(std::string_view* line, bool* too_long) {
-    if (at_ >= text_.size()) return false;
-    size_t nl = text_.find('\n', at_);
-    size_t end = nl == std::string_view::npos ? text_.size() : nl;
-    *too_long = end - at_ > kMaxLine;
-    *line = text_.substr(at_, end - at_);
-    at_ = end + 1;
-    ++number_;
-    return true;
+  // False (and *line empty) at the end, or at a line longer than kMaxLine:
+  // too_long() tells which.
+  bool next(std::string_view* line) {
+    *line = {};
+    while (at_ < text_.size()) {
+      size_t nl = text_.find('\n', at_);
+      size_t end = nl == std::string_view::npos ? text_.size() : nl;
+      ++number_;
+      if (end - at_ > kMaxLine) return !(too_long_ = true);
+      std::string_view l = trim(text_.substr(at_, end - at_));
+      at_ = end + 1;
+      if (!l.empty()) return *line = l, true;
+    }
+    return false;
   }
-  size_t number() const { return number_; }  // of the line last returned, from 1
+  bool too_long() const { return too_long_; }
+  size_t number() const { return number_; }  // of the line last read, from 1
 
  private:
   std::string_view text_;
   size_t at_ = 0, number_ = 0;
+  bool too_long_ = false;
 };
+
+constexpr std::string_view kMapped = "MAPPED_LIBRARIES:";
 
 // The stacks of a profile, addresses in one flat array.
 struct Stacks {
@@ -174,11 +183,9 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
   if (text.back() != '\n') return bad(name, "truncated (the last line is incomplete)");
   Lines lines(text);
   std::string_view l;
-  bool too_long = false;
   auto line_error = [&](const std::string& why) { return bad(name, absl::StrCat("line ", lines.number(), ": ", why)); };
   auto too_long_error = [&] { return bad(name, absl::StrCat("line ", lines.number(), " is too long")); };
-  if (!lines.next(&l, &too_long)) return bad(name, "empty");
-  if (too_long) return too_long_error();
+  if (!lines.next(&l)) return lines.too_long() ? too_long_error() : bad(name, "empty");
   std::string_view header = l;
 
   uint64_t period = 1;
@@ -208,20 +215,12 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
     }
   };
 
-  bool mapped = false;  // reached MAPPED_LIBRARIES:
   if (format == Format::kJemalloc) {
-    std::string_view h = trim(header);
+    std::string_view h = header;
     if (!parse_u64(h.substr(8), &period) || period == 0 || period > kMaxPeriod)
       return bad(name, absl::StrCat("bad sampling period in '", std::string(h.substr(0, 40)), "'"));
     d.shim_version = absl::StrCat("jemalloc heap_v2/", period);
-    while (lines.next(&l, &too_long)) {
-      if (too_long) return too_long_error();
-      l = trim(l);
-      if (l.empty()) continue;
-      if (l == "MAPPED_LIBRARIES:") {
-        mapped = true;
-        break;
-      }
+    while (lines.next(&l) && l != kMapped) {
       if (l[0] == '@') {
         if (stacks.pending) return line_error("stack without counts");
         if (!parse_addrs(l.substr(1))) return line_error("bad address");
@@ -236,7 +235,6 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
         return line_error(absl::StrCat("unexpected '", std::string(l.substr(0, 40)), "'"));
       }
     }
-    if (stacks.pending) return bad(name, "truncated (last stack has no counts)");
   } else {
     std::string_view h = header;
     auto at = h.find('@');
@@ -253,14 +251,7 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
       return bad(name, absl::StrCat("unsupported gperftools profile type '", std::string(type.substr(0, 40)), "'"));
     }
     d.shim_version = absl::StrCat("gperftools ", std::string(type));
-    while (lines.next(&l, &too_long)) {
-      if (too_long) return too_long_error();
-      l = trim(l);
-      if (l.empty()) continue;
-      if (l == "MAPPED_LIBRARIES:") {
-        mapped = true;
-        break;
-      }
+    while (lines.next(&l) && l != kMapped) {
       auto a = l.find('@');
       Counts c;
       if (a == std::string_view::npos || !parse_counts(l.substr(0, a), &c))
@@ -269,22 +260,22 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
       add_stack(c);
     }
   }
-  if (!mapped) return bad(name, "truncated (no MAPPED_LIBRARIES section)");
+  if (lines.too_long()) return too_long_error();
+  if (stacks.pending) return bad(name, "truncated (last stack has no counts)");
+  if (l != kMapped) return bad(name, "truncated (no MAPPED_LIBRARIES section)");
 
   // The module map. One load::Module per executable mapping, each with its
   // own load bias (segments of one file can have different vaddr-offset
   // deltas); anonymous executable memory is JIT code.
   std::vector<Mapping> maps;
-  while (lines.next(&l, &too_long)) {
-    if (too_long) return too_long_error();
-    l = trim(l);
-    if (l.empty()) continue;
+  while (lines.next(&l)) {
     Mapping m;
     if (!parse_mapping(l, &m)) return line_error("bad MAPPED_LIBRARIES entry");
     if (maps.size() >= kMaxMappings) return bad(name, "too many MAPPED_LIBRARIES entries");
     if (d.exe.empty() && !m.path.empty() && m.path[0] == '/') d.exe = m.path;
     if (m.exec) maps.push_back(std::move(m));
   }
+  if (lines.too_long()) return too_long_error();
   std::sort(maps.begin(), maps.end(), [](const Mapping& a, const Mapping& b) { return a.start < b.start; });
   for (const Mapping& m : maps) {
     load::Module mod;
