@@ -198,6 +198,35 @@ def sites_with_function(report, name):
     return [s for s in report["sites"] if any(name in (f.get("function") or "") for f in s["frames"])]
 
 
+def children_of(pid):
+    out = []
+    for st in os.listdir("/proc"):
+        if not st.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % st) as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(st))
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+def thread_stacks(pid, with_children=False):
+    """Every thread's stack of pid (and of its children: a hung fork child
+    keeps its parent waiting), through gdb when it is installed."""
+    gdb = shutil.which("gdb")
+    if not gdb:
+        return "(gdb not installed: no stacks)"
+    text = []
+    for p in [pid] + (children_of(pid) if with_children else []):
+        r = subprocess.run([gdb, "-batch", "-p", str(p), "-ex", "thread apply all bt 30"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120)
+        text.append("--- process %d ---\n%s" % (p, "\n".join(l for l in r.stdout.splitlines()
+                                                          if l.startswith(("Thread", "#")))))
+    return "\n".join(text)
+
+
 def build_shared(src, out, cflags=(), timeout=120):
     """Compiles one C source file into a shared library (-shared -fPIC -g)."""
     cmd = [CC, "-shared", "-fPIC", "-g", "-O1", "-fno-omit-frame-pointer", *cflags, "-o", out, src]

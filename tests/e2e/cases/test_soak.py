@@ -26,7 +26,6 @@ Asserted:
 The RSS figures are printed (stderr) for the record.
 """
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -45,26 +44,6 @@ MiB = 1024 * 1024
 BUDGET = {"sparse": 48 * MiB, "dense": 200 * MiB}
 GROWTH_LIMIT = 32 * MiB
 
-PLUGIN_SOURCE = r"""
-#include <stdlib.h>
-#include <string.h>
-static void* keep;
-__attribute__((constructor)) static void soak_plugin_init(void) { keep = malloc(3000); memset(keep, 1, 3000); }
-__attribute__((destructor)) static void soak_plugin_fini(void) { free(keep); }
-unsigned long soak_plugin_work(unsigned long seed) {
-  unsigned long h = seed | 1;
-  for (int i = 0; i < 50; ++i) {
-    size_t n = 16 + (h >> 7) % 5000;
-    unsigned char* p = malloc(n);
-    memset(p, (int)h, n);
-    h = h * 6364136223846793005UL + p[n / 2] + 1;
-    free(p);
-  }
-  return h | 1;
-}
-"""
-
-
 def rss_bytes(pid):
     try:
         with open("/proc/%d/status" % pid) as f:
@@ -74,35 +53,6 @@ def rss_bytes(pid):
     except OSError:
         pass
     return None
-
-
-def children_of(pid):
-    out = []
-    for st in os.listdir("/proc"):
-        if not st.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % st) as f:
-                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(st))
-        except (OSError, IndexError, ValueError):
-            pass
-    return out
-
-
-def backtraces(pid):
-    """Every thread's stack of pid and of its children (a hung fork child
-    keeps its parent waiting)."""
-    gdb = shutil.which("gdb")
-    if not gdb:
-        return "(gdb not installed: no stacks)"
-    text = []
-    for p in [pid] + children_of(pid):
-        r = subprocess.run([gdb, "-batch", "-p", str(p), "-ex", "thread apply all bt 30"], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True, timeout=120)
-        text.append("--- process %d ---\n%s" % (p, "\n".join(l for l in r.stdout.splitlines()
-                                                          if l.startswith(("Thread", "#")))))
-    return "\n".join(text)
 
 
 class Sampler(threading.Thread):
@@ -133,7 +83,7 @@ def window(samples, lo, hi):
 
 class Soak(lwtest.ShimTestCase):
     def test_soak(self):
-        plugin = lwtest.build_shared(self.write("soak_plugin.c", PLUGIN_SOURCE),
+        plugin = lwtest.build_shared(lwtest.program_source("libs/soak_plugin.c"),
                                      os.path.join(self.tmp, "soak_plugin.so"))
         cmd = [lwtest.program("soak_target"), str(SECONDS), plugin]
         runs = {
@@ -151,8 +101,8 @@ class Soak(lwtest.ShimTestCase):
             try:
                 b.proc.wait(timeout=max(1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                stacks = backtraces(b.pid)
-                for child in children_of(b.pid):
+                stacks = lwtest.thread_stacks(b.pid, with_children=True)
+                for child in lwtest.children_of(b.pid):
                     os.kill(child, signal.SIGKILL)
                 b.kill(signal.SIGKILL)
                 self.fail("%s run did not finish within %.0f s of its %.0f s (deadlock?); its stacks:\n%s"
@@ -207,12 +157,6 @@ class Soak(lwtest.ShimTestCase):
             self.assertGreaterEqual(len(rep["processes"]), 2)
             sys.stderr.write("  %s: %d dumps (%d of the parent), %d processes, %d sites\n"
                              % (name, len(paths), len(parent), len(rep["processes"]), len(rep["sites"])))
-
-    def write(self, name, text):
-        path = os.path.join(self.tmp, name)
-        with open(path, "w") as f:
-            f.write(text)
-        return path
 
 
 if __name__ == "__main__":

@@ -13,37 +13,14 @@ Without the shim every child exits at once; under it, they must too.
 On a hang the test prints the hung child's threads (gdb, when installed).
 """
 import os
-import shutil
 import signal
 import subprocess
 import unittest
 
 import lwtest
 
-PLUGIN_SOURCE = r"""
-#include <stdlib.h>
-#include <string.h>
-unsigned long soak_plugin_work(unsigned long seed) {
-  unsigned long h = seed | 1;
-  for (int i = 0; i < 20; ++i) {
-    size_t n = 16 + (h >> 7) % 5000;
-    unsigned char* p = malloc(n);
-    memset(p, (int)h, n);
-    h = h * 6364136223846793005UL + p[n / 2] + 1;
-    free(p);
-  }
-  return h | 1;
-}
-"""
-
-
 def stacks_and_kill(pid):
-    text = "(gdb not installed: no stacks)"
-    gdb = shutil.which("gdb")
-    if gdb:
-        p = subprocess.run([gdb, "-batch", "-p", str(pid), "-ex", "thread apply all bt 20"],
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
-        text = "\n".join(l for l in p.stdout.splitlines() if l.startswith(("Thread", "#")))
+    text = lwtest.thread_stacks(pid)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -54,10 +31,8 @@ def stacks_and_kill(pid):
 class ForkWhileUnwinding(lwtest.ShimTestCase):
     def setUp(self):
         super().setUp()
-        src = os.path.join(self.tmp, "plugin.c")
-        with open(src, "w") as f:
-            f.write(PLUGIN_SOURCE)
-        self.plugin = lwtest.build_shared(src, os.path.join(self.tmp, "plugin.so"))
+        self.plugin = lwtest.build_shared(lwtest.program_source("libs/soak_plugin.c"),
+                                          os.path.join(self.tmp, "plugin.so"))
 
     def check(self, seconds, **shim_vars):
         cmd = [lwtest.program("soak_fork_unwind"), str(seconds), self.plugin]
