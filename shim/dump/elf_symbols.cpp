@@ -1,11 +1,11 @@
 #include "shim/dump/elf_symbols.h"
 
+#include "shim/runtime/log.h"
+
 #include <algorithm>
 #include <cstring>
-#include <dlfcn.h>
 #include <elf.h>
 #include <fcntl.h>
-#include <link.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -44,7 +44,7 @@ bool SymbolResolver::index_file(File* f, const uint8_t* data, uint64_t size, con
         symtab = i;
         break;
       }
-  if (symtab < 0) return true;  // usable, but no names (dladdr may still help)
+  if (symtab < 0) return true;  // usable, but no names
   Elf64_Shdr st = shdr(symtab);
   if (st.sh_link >= eh.e_shnum || st.sh_entsize != sizeof(Elf64_Sym) || !in_bounds(st.sh_offset, st.sh_size, size))
     return true;
@@ -86,13 +86,26 @@ SymbolResolver::File* SymbolResolver::load(const ModuleInfo& mod) {
   std::memcpy(f->build_id, mod.build_id, sizeof f->build_id);
   files_[nfiles_++] = f;
 
-  int fd = ::open(mod.path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return f;
+  if (!index_path(f, mod.path, mod.build_id) && mod.image_start) {
+    // The file on disk is gone or is another build (a deploy replaced it):
+    // the mapped file itself is still reachable through map_files (when
+    // the process may open it: root, or CAP_SYS_ADMIN).
+    char mapped[64];
+    format(mapped, sizeof mapped, "/proc/self/map_files/%lx-%lx", static_cast<unsigned long>(mod.image_start),
+           static_cast<unsigned long>(mod.image_end));
+    index_path(f, mapped, mod.build_id);
+  }
+  return f;
+}
+
+bool SymbolResolver::index_path(File* f, const char* path, const char* build_id) {
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
   struct stat st;
   if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
     void* m = ::mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m != MAP_FAILED) {
-      f->usable = index_file(f, static_cast<const uint8_t*>(m), st.st_size, mod.build_id);
+      f->usable = index_file(f, static_cast<const uint8_t*>(m), st.st_size, build_id);
       if (f->usable && f->nsyms) {
         f->map = m;
         f->map_size = st.st_size;
@@ -102,7 +115,7 @@ SymbolResolver::File* SymbolResolver::load(const ModuleInfo& mod) {
     }
   }
   ::close(fd);
-  return f;
+  return f->usable;
 }
 
 SymbolHit SymbolResolver::resolve(const ModuleInfo& mod, uintptr_t address) {
@@ -119,16 +132,6 @@ SymbolHit SymbolResolver::resolve(const ModuleInfo& mod, uintptr_t address) {
       if (probe >= it->value && (probe < it->value + it->size || it->size == 0)) return {it->name, vaddr - it->value};
       if (it->size != 0) break;  // sorted by start: an earlier sized symbol cannot cover it
     }
-  }
-  // Fallback: dynamic symbols via the loader (works when the file is gone).
-  // Only trust it when the symbol's size covers the address: dladdr alone
-  // would name the nearest exported symbol below a static function.
-  Dl_info info;
-  const ElfW(Sym)* sym = nullptr;
-  if (dladdr1(reinterpret_cast<void*>(address - 1), &info, reinterpret_cast<void**>(const_cast<ElfW(Sym)**>(&sym)), RTLD_DL_SYMENT) &&
-      info.dli_sname && info.dli_saddr && sym) {
-    uintptr_t start = reinterpret_cast<uintptr_t>(info.dli_saddr);
-    if (address - 1 < start + sym->st_size) return {info.dli_sname, address - start};
   }
   return {nullptr, 0};
 }

@@ -4,10 +4,13 @@
 // Reads the ELF symbol table (.symtab, else .dynsym) of each module file
 // once, from a private read-only mapping, and keeps a sorted index. A file
 // whose build-id differs from the loaded image (replaced on disk by a
-// deploy) is not trusted; dladdr (dynamic symbols only) is the fallback.
-// Names stay mangled; the reporter demangles.
+// deploy) is not trusted; the mapped file itself, through
+// /proc/self/map_files, is the fallback where the process may open it.
+// Not dladdr: it takes the loader's lock. Names stay mangled; the reporter
+// demangles.
 //
-// Thread-safety: writer thread only. Memory from mmap, never malloc.
+// Thread-safety: one caller at a time (the dump lock). Memory from mmap,
+// never malloc.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +48,7 @@ class SymbolResolver {
     uint64_t map_size;
   };
   File* load(const ModuleInfo& mod);
+  bool index_path(File* f, const char* path, const char* build_id);
   bool index_file(File* f, const uint8_t* data, uint64_t size, const char* expect_build_id);
 
   Arena arena_;

@@ -1,10 +1,15 @@
-// The module map at dump time: every loaded ELF object (from the dynamic
-// loader, so dlopen'ed libraries appear and dlclose'd ones go) with its
-// executable address range, load bias and GNU build-id, plus anonymous
-// executable mappings (JIT code) from /proc/self/maps.
+// The module map at dump time, from /proc/self/maps: every mapped ELF
+// object with code (so dlopen'ed libraries appear and dlclose'd ones go)
+// with its executable address range, load bias and GNU build-id, plus
+// anonymous executable mappings and memfd code (JIT code).
 //
-// Thread-safety: writer thread only (uses static scratch). Takes the
-// loader's lock via dl_iterate_phdr. Memory from the caller's Arena.
+// Not dl_iterate_phdr: that holds the loader's lock while it runs, so a
+// dump would wait for any host thread inside a dl_iterate_phdr callback
+// (or dlopen) -- at exit, or inside a host's malloc. Headers are read with
+// safe_read, since another thread may unmap a library meanwhile.
+//
+// Thread-safety: one caller at a time per Arena; no shared state.
+// Memory from the caller's Arena, never malloc.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +24,7 @@ struct ModuleInfo {
   const char* path;      // arena copy
   char build_id[2 * 32 + 1];
   uint32_t kind;         // format::ModuleKind
+  uintptr_t image_start, image_end;  // its offset-0 mapping (the ELF header); 0 if unknown
 };
 
 struct ModuleMap {
@@ -29,7 +35,7 @@ struct ModuleMap {
   int find(uintptr_t addr) const;
 };
 
-bool collect_modules(Arena* arena, const char* exe_path, ModuleMap* out);
+bool collect_modules(Arena* arena, ModuleMap* out);
 
 // Reads the GNU build-id from ELF program headers / notes of an in-memory
 // or mapped image. Returns hex length (0 if none).

@@ -1,24 +1,22 @@
 #include "shim/dump/writer.h"
 
-#include <algorithm>
+#include <atomic>
 #include <cerrno>
-#include <cmath>
-#include <csignal>
 #include <cstring>
-#include <ctime>
 #include <fcntl.h>
-#include <pthread.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "shim/dump/elf_symbols.h"
 #include "shim/dump/encoder.h"
-#include "shim/dump/modules.h"
-#include "shim/record/recorder.h"
+#include "shim/dump/retention.h"
+#include "shim/runtime/clock.h"
 #include "shim/runtime/guard.h"
 #include "shim/runtime/identity.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/log.h"
+#include "shim/runtime/own_stack.h"
+#include "shim/runtime/spinlock.h"
 
 namespace leakwatch::shim {
 
@@ -34,47 +32,8 @@ SpinLock g_dump_lock;
 uint64_t g_seq = 0;
 bool g_final_written = false;
 bool g_dir_failing = false;
-// Retention: sequence numbers of this process's files still on disk.
-uint64_t* g_kept = nullptr;
-int g_kept_count = 0;
-// Cumulative sample count per stack at the last dump (to include stacks
-// that allocated since, even if nothing of theirs is live now).
-uint64_t* g_last_total = nullptr;
-SymbolResolver* g_symbols = nullptr;
-// Every ELF module seen by an earlier dump. Blocks allocated by a library
-// that was dlclose'd since are still live, and their frames still point
-// into its old range: they are named from this list (and from the symbol
-// table the resolver keeps mapped) instead of becoming "[unknown]".
-constexpr int kMaxKnownModules = 2048;
-ModuleInfo* g_known = nullptr;
-int g_known_count = 0;
-Arena g_known_arena;
-
-void remember_modules(const ModuleMap& mods) {
-  if (!g_known) return;
-  for (int i = 0; i < mods.count; ++i) {
-    const ModuleInfo& m = mods.mods[i];
-    if (m.kind != format::kElf) continue;
-    bool seen = false;
-    for (int k = g_known_count - 1; k >= 0 && !seen; --k)
-      seen = g_known[k].start == m.start && g_known[k].bias == m.bias && std::strcmp(g_known[k].path, m.path) == 0;
-    if (seen || g_known_count >= kMaxKnownModules) continue;
-    std::size_t n = std::strlen(m.path) + 1;
-    char* path = static_cast<char*>(g_known_arena.alloc(n, 1));
-    if (!path) return;
-    std::memcpy(path, m.path, n);
-    g_known[g_known_count] = m;
-    g_known[g_known_count++].path = path;
-  }
-}
-
-// The most recently seen module that covered addr, or -1.
-int find_known(uintptr_t addr) {
-  for (int k = g_known_count - 1; k >= 0; --k)
-    if (addr >= g_known[k].start && addr < g_known[k].end) return k;
-  return -1;
-}
-alignas(SymbolResolver) char g_symbols_storage[sizeof(SymbolResolver)];
+Retention g_retention;
+std::atomic<uint64_t> g_max_rss{0};  // the highest resident size a kept dump recorded
 
 const char* errno_text(int e) {
   const char* d = strerrordesc_np(e);  // no locale, no allocation
@@ -171,308 +130,97 @@ bool write_file(const ByteBuffer& bytes, uint64_t seq) {
   return true;
 }
 
-void retain(uint64_t seq) {
-  if (!g_kept) return;
-  g_kept[g_kept_count++] = seq;
-  if (g_kept_count <= g_config.max_dumps) return;
-  // Thin the older half: keep the very first dump and every other one after it.
-  int half = g_kept_count / 2;
-  int w = 1;
-  for (int r = 1; r < g_kept_count; ++r) {
-    if (r < half && (r % 2) == 1) {
-      char path[kMaxPath + 128];
-      file_name(path, sizeof path, g_kept[r], false);
-      g_file_ops.unlink(path);
-      continue;
-    }
-    g_kept[w++] = g_kept[r];
-  }
-  g_kept_count = w;
+
+void remove_dump(uint64_t seq, void*) {
+  char path[kMaxPath + 128];
+  file_name(path, sizeof path, seq, false);
+  g_file_ops.unlink(path);
 }
 
-struct Selected {
-  uint32_t id;
-  uint64_t live_bytes;
+// A dump asked for is kept; so is the one with the highest resident size.
+uint8_t pin_of(DumpReason r, uint64_t rss) {
+  uint8_t pin = r == DumpReason::kTrigger ? kPinTrigger : kPinNone;
+  if (rss > g_max_rss.load(std::memory_order_relaxed)) {
+    g_max_rss.store(rss, std::memory_order_relaxed);
+    pin |= kPinHighWater;
+  }
+  return pin;
+}
+
+struct DumpJob {
+  DumpReason reason;
+  bool ok;
 };
 
-bool build_payload(PayloadBuilder& b, Arena& scratch, bool final_dump, uint64_t seq) {
-  uint32_t nstacks = g_stacks.count();
-  auto* sel = static_cast<Selected*>(scratch.alloc(sizeof(Selected) * (nstacks ? nstacks : 1)));
-  if (!sel) return false;
-  uint32_t nsel = 0;
-  for (uint32_t id = 0; id < nstacks; ++id) {
-    StackEntry* e = g_stacks.get(id);
-    uint64_t total = e->total_samples();
-    uint64_t live = e->live_samples();
-    if (static_cast<int64_t>(live) > 0 || total != g_last_total[id]) sel[nsel++] = {id, e->live_bytes()};
-    g_last_total[id] = total;
-  }
-  uint32_t nkept = nsel;
-  if (nsel > kMaxRecords) {
-    nkept = kMaxRecords - 1;
-    std::nth_element(sel, sel + nkept, sel + nsel,
-                     [](const Selected& a, const Selected& b) { return a.live_bytes > b.live_bytes; });
-  }
-
-  ModuleMap mods;
-  if (!collect_modules(&scratch, g_identity.exe, &mods)) return false;
-  remember_modules(mods);
-
-  // Frame table: unique addresses among the kept stacks.
-  uint64_t fcap = 1024;
-  uint64_t nframes_total = 0;
-  for (uint32_t i = 0; i < nkept; ++i) nframes_total += g_stacks.get(sel[i].id)->depth;
-  while (fcap < nframes_total * 2) fcap <<= 1;
-  auto* fkeys = static_cast<uintptr_t*>(scratch.alloc(sizeof(uintptr_t) * fcap));
-  auto* fidx = static_cast<uint32_t*>(scratch.alloc(sizeof(uint32_t) * fcap));
-  auto* faddr = static_cast<uintptr_t*>(scratch.alloc(sizeof(uintptr_t) * (nframes_total + 1)));
-  auto* stack_frames = static_cast<uint32_t*>(scratch.alloc(sizeof(uint32_t) * (nframes_total + 1)));
-  if (!fkeys || !fidx || !faddr || !stack_frames) return false;
-  std::memset(fkeys, 0, sizeof(uintptr_t) * fcap);
-  uint32_t nuniq = 0;
-  uint64_t pos = 0;
-  for (uint32_t i = 0; i < nkept; ++i) {
-    StackEntry* e = g_stacks.get(sel[i].id);
-    for (uint32_t f = 0; f < e->depth; ++f) {
-      uintptr_t a = e->frames[f];
-      uint64_t h = (a * 0x9E3779B97F4A7C15ULL) >> 20;
-      for (uint64_t j = h & (fcap - 1);; j = (j + 1) & (fcap - 1)) {
-        if (fkeys[j] == a + 1) {  // +1: 0 marks an empty slot
-          stack_frames[pos++] = fidx[j];
-          break;
-        }
-        if (fkeys[j] == 0) {
-          fkeys[j] = a + 1;
-          fidx[j] = nuniq;
-          faddr[nuniq] = a;
-          stack_frames[pos++] = nuniq++;
-          break;
-        }
-      }
-    }
-  }
-
-  // IDNT
-  Identity& id = g_identity;
-  b.begin_section(format::kIdentity);
-  b.put(uint32_t{30});
-  b.field_str("shim_version", "leakwatch 0.1.0");
-  b.field_u64("pid", static_cast<uint64_t>(id.pid));
-  b.field_u64("ppid", static_cast<uint64_t>(id.ppid));
-  b.field_u64("instance", id.instance);
-  b.field_str("exe", id.exe);
-  b.field_str("argv0", id.argv0);
-  b.field_str("cmdline", id.cmdline);
-  b.field_str("hostname", id.hostname);
-  b.field_str("container_id", id.container_id);
-  b.field_u64("pid_ns", id.pid_ns);
-  b.field_u64("mnt_ns", id.mnt_ns);
-  b.field_u64("start_wall_ns", id.start_wall_ns);
-  b.field_u64("start_mono_ns", id.start_mono_ns);
-  b.field_u64("wall_ns", now_wall_ns());
-  b.field_u64("mono_ns", now_mono_ns());
-  b.field_u64("seq", seq);
-  b.field_u64("final", final_dump ? 1 : 0);
-  b.field_u64("sample_bytes", g_config.sample_bytes);
-  b.field_f64("interval_s", g_config.interval_s);
-  b.field_u64("max_frames", static_cast<uint64_t>(g_config.max_frames));
-  b.field_u64("dropped_samples", g_dropped_samples.load(std::memory_order_relaxed));
-  b.field_u64("stack_table_full", g_stacks.full() ? 1 : 0);
-  b.field_u64("stacks_total", nstacks);
-  b.field_u64("records_selected", nsel);
-  b.field_u64("records_folded", nsel - nkept);
-  b.field_u64("live_samples", g_samples.size());
-  b.field_u64("shim_mapped_bytes", mapped_bytes());
-  b.field_u64("dense_mode", dense_mode() ? 1 : 0);
-  b.field_str("dump_dir", g_config.dir);
-  b.field_str("match", g_config.match);
-  b.end_section();
-
-  // Frames outside every loaded module: look in modules unloaded since.
-  auto* frame_mod = static_cast<int*>(scratch.alloc(sizeof(int) * (nuniq + 1)));
-  auto* extra = static_cast<int*>(scratch.alloc(sizeof(int) * kMaxKnownModules));
-  if (!frame_mod || !extra) return false;
-  int nextra = 0;
-  for (uint32_t i = 0; i < nuniq; ++i) {
-    int mi = mods.find(faddr[i]);
-    if (mi < 0) {
-      int k = find_known(faddr[i]);
-      if (k >= 0) {
-        int e = 0;
-        while (e < nextra && extra[e] != k) ++e;
-        if (e == nextra) extra[nextra++] = k;
-        mi = mods.count + e;
-      }
-    }
-    frame_mod[i] = mi;
-  }
-  auto module_at = [&](int mi) -> const ModuleInfo& {
-    return mi < mods.count ? mods.mods[mi] : g_known[extra[mi - mods.count]];
-  };
-
-  // MODS
-  b.begin_section(format::kModules);
-  b.put(static_cast<uint32_t>(mods.count + nextra));
-  b.put(static_cast<uint32_t>(sizeof(format::Module)));
-  for (int i = 0; i < mods.count + nextra; ++i) {
-    const ModuleInfo& m = module_at(i);
-    format::Module fm{m.start, m.end, m.bias, b.str(m.path), b.str(m.build_id), m.kind, 0};
-    b.put(fm);
-  }
-  b.end_section();
-
-  // FRMS
-  b.begin_section(format::kFrames);
-  b.put(nuniq);
-  b.put(static_cast<uint32_t>(sizeof(format::Frame)));
-  for (uint32_t i = 0; i < nuniq; ++i) {
-    int mi = frame_mod[i];
-    format::Frame fr{faddr[i], mi < 0 ? format::kNoModule : static_cast<uint32_t>(mi), 0, 0};
-    if (mi >= 0) {
-      SymbolHit hit = g_symbols->resolve(module_at(mi), faddr[i]);
-      if (hit.name) fr.symbol = b.str(hit.name), fr.symbol_offset = hit.offset;
-    }
-    b.put(fr);
-  }
-  b.end_section();
-
-  // STKS
-  b.begin_section(format::kStacks);
-  b.put(nkept);
-  pos = 0;
-  for (uint32_t i = 0; i < nkept; ++i) {
-    uint32_t depth = g_stacks.get(sel[i].id)->depth;
-    b.put(depth);
-    b.append(stack_frames + pos, sizeof(uint32_t) * depth);
-    pos += depth;
-  }
-  b.end_section();
-
-  // RECS
-  b.begin_section(format::kRecords);
-  uint32_t nrec = nkept + (nsel > nkept ? 1 : 0);
-  b.put(nrec);
-  b.put(static_cast<uint32_t>(sizeof(format::Record)));
-  // Counters are updated without a lock, so a snapshot can catch a free
-  // half-way; live values are read as signed and never shown negative.
-  auto nonneg = [](uint64_t v) {
-    int64_t x = static_cast<int64_t>(v);
-    return x < 0 ? uint64_t{0} : static_cast<uint64_t>(x);
-  };
-  auto rec_of = [&](StackEntry* e, uint32_t stack) {
-    return format::Record{stack,
-                          0,
-                          nonneg(e->live_count_fp()) / kCountScale,
-                          static_cast<double>(nonneg(e->live_bytes())),
-                          e->alloc_count_fp() / kCountScale,
-                          static_cast<double>(e->alloc_bytes()),
-                          nonneg(e->live_samples()),
-                          e->total_samples()};
-  };
-  for (uint32_t i = 0; i < nkept; ++i) {
-    b.put(rec_of(g_stacks.get(sel[i].id), i));
-  }
-  if (nsel > nkept) {
-    format::Record other{format::kOtherStack, 0, 0, 0, 0, 0, 0, 0};
-    for (uint32_t i = nkept; i < nsel; ++i) {
-      format::Record r = rec_of(g_stacks.get(sel[i].id), 0);
-      other.live_count += r.live_count, other.live_bytes += r.live_bytes;
-      other.alloc_count += r.alloc_count, other.alloc_bytes += r.alloc_bytes;
-      other.live_samples += r.live_samples, other.total_samples += r.total_samples;
-    }
-    b.put(other);
-  }
-  b.end_section();
-  return b.finish();
-}
-
-void* writer_main(void*) {
-  Guard guard;  // for the thread's whole life: its allocations are never sampled
-  struct timespec next;
-  clock_gettime(CLOCK_MONOTONIC, &next);
-  const double interval = g_config.interval_s;
-  const long long step_ns = static_cast<long long>(interval * 1e9);
-  for (;;) {
-    long long ns = next.tv_nsec + step_ns;
-    next.tv_sec += ns / 1000000000;
-    next.tv_nsec = ns % 1000000000;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, nullptr) == EINTR) {
-    }
-    dump_now(false);
-    // After a long stall (suspended process), do not write a burst.
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > next.tv_sec + static_cast<time_t>(interval) + 1) next = now;
-  }
-  return nullptr;
-}
-
-}  // namespace
-
-SpinLock& dump_lock() { return g_dump_lock; }
-
-bool writer_init() {
-  g_symbols = new (g_symbols_storage) SymbolResolver();
-  g_kept = static_cast<uint64_t*>(map_pages(sizeof(uint64_t) * (g_config.max_dumps + 2)));
-  g_last_total = static_cast<uint64_t*>(map_pages(sizeof(uint64_t) * (1u << 18), true));
-  g_known = static_cast<ModuleInfo*>(map_pages(sizeof(ModuleInfo) * kMaxKnownModules, true));
-  return g_kept && g_last_total && g_known;
-}
-
-bool writer_start() {
-  // Block every signal while creating the thread so it inherits a full
-  // mask: the host's handlers never run on our thread.
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  pthread_t t;
-  int rc = pthread_create(&t, &attr, writer_main, nullptr);
-  pthread_attr_destroy(&attr);
-  pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (rc != 0) {
-    log_line("cannot start the dump thread (%s); only the final dump will be written", errno_text(rc));
-    return false;
-  }
-  pthread_setname_np(t, "leakwatch");
-  return true;
-}
-
-bool dump_now(bool final_dump) {
-  Guard guard;
-  LockGuard lock(g_dump_lock);
-  if (g_final_written) return false;
+// The dump itself, on the shim's own stack, with the dump lock held.
+void write_dump(void* arg) {
+  auto* job = static_cast<DumpJob*>(arg);
   Arena scratch;
-  bool ok = false;
   {
     PayloadBuilder b(&scratch);
     ByteBuffer file;
-    uint64_t seq = g_seq;
-    if (build_payload(b, scratch, final_dump, seq) && seal_dump(b.bytes(), &scratch, &file)) {
-      ok = write_file(file, seq);
-      if (ok) {
+    DumpFacts facts;
+    facts.seq = g_seq;
+    facts.reason = job->reason;
+    facts.retention_level = static_cast<uint64_t>(g_retention.level());
+    read_proc_memory(&facts.memory);
+    if (build_payload(b, scratch, facts) && seal_dump(b.bytes(), &scratch, &file)) {
+      job->ok = write_file(file, facts.seq);
+      if (job->ok) {
         ++g_seq;
-        retain(seq);
+        uint8_t pin = pin_of(job->reason, facts.memory.rss);
+        g_retention.add(KeptDump{facts.seq, mono_ns() - g_identity.start_mono_ns, file.size(), pin}, remove_dump,
+                        nullptr);
       }
     } else {
       log_once(Once::kInternalOom, "out of memory while building a dump; skipping it");
     }
   }
   scratch.reset();
-  if (final_dump) g_final_written = true;
-  return ok;
 }
 
+bool acquire_dump_lock(DumpReason reason) {
+  if (g_dump_lock.try_lock()) return true;
+  if (reason != DumpReason::kFinal) return false;  // someone is writing one now: skip this one
+  // The final dump waits a little for a dump in progress on another thread,
+  // then gives up rather than delay the exit.
+  uint64_t give_up = mono_ns() + 200ull * 1000000ull;
+  while (mono_ns() < give_up) {
+    sched_yield();
+    if (g_dump_lock.try_lock()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool writer_init() {
+  uint64_t width = static_cast<uint64_t>(g_config.interval_s * 1e9);
+  return g_retention.init(g_config.max_dumps, g_config.max_bytes, width) && payload_init() && own_stack_init();
+}
+
+bool dump_now(DumpReason reason) {
+  Guard guard;
+  if (!acquire_dump_lock(reason)) return false;
+  DumpJob job{reason, false};
+  if (!g_final_written) {
+    run_on_own_stack(write_dump, &job);
+    if (reason == DumpReason::kFinal) g_final_written = true;
+  }
+  g_dump_lock.unlock();
+  return job.ok;
+}
+
+uint64_t writer_max_rss() { return g_max_rss.load(std::memory_order_relaxed); }
+
 void writer_after_fork_child() {
+  if (g_dump_lock.held()) payload_after_fork_child();
   g_dump_lock.reset();
+  g_max_rss.store(0, std::memory_order_relaxed);
   g_seq = 0;
-  g_kept_count = 0;
+  g_retention.clear();
   g_final_written = false;
   g_dir_failing = false;
-  writer_start();
 }
 
 }  // namespace leakwatch::shim

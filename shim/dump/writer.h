@@ -1,23 +1,28 @@
-// The dump writer: one thread, signals blocked, holding the re-entrancy
-// guard for its whole life, wakes every LEAKWATCH_INTERVAL seconds (even
-// when the host is idle) and writes a self-contained snapshot. The final
-// dump is written by the library destructor at normal exit.
+// The dump writer: turns the recorder's tables into a file.
+//
+// Dumps are written by whichever thread calls dump_now(): a host thread at
+// a checkpoint (dump/schedule.h), or the exiting thread for the final dump
+// (library destructor). The work runs on the shim's own stack
+// (runtime/own_stack.h), holding the re-entrancy guard; it takes no lock a
+// host thread could hold (no malloc, no stdio, no loader lock), only the
+// dump lock, which it never waits for: a second dump at the same moment is
+// simply skipped.
 //
 // Files are written to a temp name (O_EXCL|O_NOFOLLOW, mode 0600) and
 // renamed, so a process killed at any instant leaves only complete dumps.
 // A failing directory is reported once and retried at every interval.
-// Retention: at most LEAKWATCH_MAX_DUMPS files per process; when over, every
-// other file of the older half is removed, so the whole run stays covered
-// at a coarser grain.
+// Retention (dump/retention.h) bounds the files per process in number and
+// bytes while keeping the whole run covered.
 //
-// Thread-safety: dump_now() serialises on the dump lock. Never calls malloc.
+// Thread-safety: any thread; dump_now() serialises on the dump lock.
+// Never calls malloc.
 #pragma once
 
 #include <cstddef>
 #include <sys/types.h>
 
 #include "shim/dump/format.h"
-#include "shim/runtime/spinlock.h"
+#include "shim/dump/payload.h"
 
 namespace leakwatch::shim {
 
@@ -34,12 +39,14 @@ extern FileOps g_file_ops;
 
 using leakwatch::format::kMaxRecords;  // per dump; the rest fold into "[other]"
 
-bool writer_init();   // allocates retention state; call before writer_start
-bool writer_start();  // starts the periodic thread
-// Writes one dump now. Returns true if a file was written.
-bool dump_now(bool final_dump);
-SpinLock& dump_lock();
-// In a fork child: forget the parent's files and start a new thread.
+bool writer_init();  // reserves retention state, the payload tables and the dump stack
+// Writes one dump now. Returns true if a file was written; false when it
+// failed, when another thread is writing one, or after the final dump.
+bool dump_now(DumpReason reason);
+// The highest resident size recorded by a dump of this process (0: none yet).
+uint64_t writer_max_rss();
+// In a fork child: forget the parent's files; a dump the parent was writing
+// at the instant of fork is abandoned.
 void writer_after_fork_child();
 
 }  // namespace leakwatch::shim

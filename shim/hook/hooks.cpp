@@ -7,10 +7,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <dlfcn.h>
+
+#include "shim/hook/deepbind.h"
 #include "shim/hook/real_functions.h"
 #include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
-#include "shim/runtime/lifecycle.h"
 #include "shim/sample/sampler.h"
 
 using namespace leakwatch::shim;
@@ -191,6 +193,23 @@ LW_EXPORT void dallocx(void* p, int flags) {
   g_real.dallocx(p, flags);
 }
 
-// The lifecycle entry points, as early and as late as a preloaded library gets.
-__attribute__((constructor(101))) static void leakwatch_start() { lifecycle_start(); }
-__attribute__((destructor(101))) static void leakwatch_finish() { lifecycle_finish(); }
+// ---- dlopen (hook/deepbind.h).
+
+namespace {
+// The shim's own definitions, in the order of hooked_symbols.def.
+const Redirect kRedirects[] = {
+#define LW_HOOK(sym, ret, params) {#sym, reinterpret_cast<uintptr_t>(&::sym)},
+#include "shim/hook/hooked_symbols.def"
+#undef LW_HOOK
+};
+
+__attribute__((noinline)) void* dlopen_deepbind(const char* file, int mode, const void* caller) {
+  return deepbind_dlopen(file, mode, caller, kRedirects, sizeof kRedirects / sizeof kRedirects[0]);
+}
+}  // namespace
+
+LW_EXPORT void* dlopen(const char* file, int mode) {
+  if (LW_UNLIKELY(g_real.dlopen == nullptr)) resolve_real_functions();
+  if (LW_UNLIKELY(mode & RTLD_DEEPBIND)) return dlopen_deepbind(file, mode, __builtin_return_address(0));
+  return g_real.dlopen(file, mode);  // a sibling call: dlopen sees the caller's return address
+}

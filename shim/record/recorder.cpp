@@ -6,6 +6,7 @@
 
 #include "shim/hook/real_functions.h"
 #include "shim/record/granule_marks.h"
+#include "shim/runtime/checkpoint.h"
 #include "shim/runtime/guard.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/log.h"
@@ -61,19 +62,41 @@ void* plain(Op op, std::size_t n, std::size_t align) {
 }
 
 // A block for a sampled allocation: what the program asked for, from its
-// allocator (free() finds it by its granule mark).
+// allocator (free() finds it by its granule mark). Fails as the aligned
+// functions do: NULL with errno set.
 void* sampled_block(std::size_t n, std::size_t align) {
   if (align <= 16) return g_real.malloc(n);
   void* p = nullptr;
-  return g_real.posix_memalign(&p, align, n ? n : 1) == 0 ? p : nullptr;
+  int rc = g_real.posix_memalign(&p, align, n ? n : 1);
+  if (rc == 0) return p;
+  errno = rc;
+  return nullptr;
+}
+
+SampleInfo sample_info(uint32_t stack, std::size_t n, double count_w) {
+  return SampleInfo{stack, static_cast<float>(count_w), static_cast<uint64_t>(std::llround(n * count_w)), n};
+}
+
+// The weight of a sampled block resized to n bytes. It was drawn with the
+// inclusion probability p(G) of all the bytes it ever grew by (G: its first
+// size plus every growth since), so its estimate is n / p(G): growth adds
+// to G, a shrink leaves it (a block shrunk from 8 MiB to 100 bytes stands
+// for 100 bytes, not for 100 / p(100)).
+SampleInfo resized_info(const SampleInfo& info, std::size_t n) {
+  double count_w = info.count_w;
+  if (n > info.size && g_config.sample_bytes > 1) {
+    double S = static_cast<double>(g_config.sample_bytes);
+    double exposed = count_w > 1 ? -S * std::log1p(-1.0 / count_w) : 64 * S;  // G from 1/p(G)
+    count_w = 1.0 / -std::expm1(-(exposed + static_cast<double>(n - info.size)) / S);
+  }
+  return sample_info(info.stack, n, count_w);
 }
 
 void record(void* p, std::size_t n, const uintptr_t* frames, int depth) {
   uint32_t id = g_stacks.intern(frames, static_cast<uint32_t>(depth));
   if (g_stacks.full())
     log_once(Once::kStackTableFull, "too many distinct call stacks; further ones are counted as [other]");
-  Weight w = sample_weight(n, g_config.sample_bytes);
-  SampleInfo info{id, static_cast<float>(w.count), static_cast<uint64_t>(std::llround(w.bytes)), n};
+  SampleInfo info = sample_info(id, n, sample_weight(n, g_config.sample_bytes).count);
   SampleInfo stale;
   // The same address live twice means it was freed behind our back (e.g.
   // by an allocator-specific API): retire the old record.
@@ -108,7 +131,9 @@ bool recorder_init(uint64_t sample_bytes) {
   return g_samples.init(log2_buckets) && g_stacks.init(1u << 18);
 }
 
-void* alloc_slow(Op op, std::size_t n, std::size_t align) {
+namespace {
+
+void* alloc_sampled(Op op, std::size_t n, std::size_t align) {
   if (!ensure_real()) {
     std::size_t a = (op == Op::kMalloc || op == Op::kCalloc || op == Op::kNew) ? 16 : align;
     return bootstrap_alloc(n, a);
@@ -119,7 +144,13 @@ void* alloc_slow(Op op, std::size_t n, std::size_t align) {
     return plain(op, n, align);
   }
   Guard guard;
-  if (op == Op::kPvalloc) n = (n + kPage - 1) & ~(kPage - 1);
+  if (op == Op::kPvalloc) {
+    if (n > SIZE_MAX - (kPage - 1)) {  // rounding up would wrap: glibc says ENOMEM
+      errno = ENOMEM;
+      return nullptr;
+    }
+    n = (n + kPage - 1) & ~(kPage - 1);
+  }
   if (op == Op::kValloc || op == Op::kPvalloc) align = kPage;
   if (!sample_slow(n, g_config.sample_bytes)) return plain(op, n, align);
   uintptr_t frames[kMaxFramesLimit];
@@ -128,6 +159,14 @@ void* alloc_slow(Op op, std::size_t n, std::size_t align) {
   if (!p) return nullptr;
   if (op == Op::kCalloc) std::memset(p, 0, n);
   record(p, n, frames, depth);
+  return p;
+}
+
+}  // namespace
+
+void* alloc_slow(Op op, std::size_t n, std::size_t align) {
+  void* p = alloc_sampled(op, n, align);
+  maybe_checkpoint();
   return p;
 }
 
@@ -153,6 +192,7 @@ void free_slow(void* p) {
   SampleInfo info;
   if (untrack(p, &info)) forget(info);
   if (g_real.free) g_real.free(p);
+  maybe_checkpoint();
 }
 
 bool forget_if_sampled(void* p) {
@@ -162,7 +202,52 @@ bool forget_if_sampled(void* p) {
   return true;
 }
 
-void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
+namespace {
+
+// A sampled block that realloc resizes keeps its record and the stack of
+// the allocation that was sampled. Growth must not move and re-record it
+// on every call (a string builder, a vector): it is resized in place when
+// the block has room, else moved once with headroom. A shrink goes to the
+// allocator, so the memory is given back as it would be without the shim.
+void* resize_sampled(void* p, std::size_t n, std::size_t usable, const SampleInfo& info) {
+  SampleInfo next = resized_info(info, n);
+  SampleInfo old;
+  auto key = reinterpret_cast<uintptr_t>(p);
+  if (n >= info.size && n <= usable && g_samples.update(key, next, &old)) {  // in place: same key, same mark
+    g_stacks.on_resize(next.stack, old.bytes_w, count_fp(old.count_w), next.bytes_w, count_fp(next.count_w));
+    return p;
+  }
+  void* q;
+  bool had = untrack(p, &old);  // before p can be given back and handed out again
+  if (n < info.size) {
+    q = g_real.realloc(p, n);
+  } else {
+    std::size_t room = n + n / 2;
+    if (room < n) room = n;  // overflow
+    q = sampled_block(room, 0);
+    if (!q) q = sampled_block(n, 0);
+    if (q) {
+      std::memcpy(q, p, std::min(n, usable));
+      g_real.free(p);
+    }
+  }
+  if (!q) {  // the old block stays valid, and tracked
+    if (had && !track(p, old)) forget(old);
+    return nullptr;
+  }
+  if (!track(q, next)) {
+    if (had) forget(old);
+    g_dropped_samples.fetch_add(1, std::memory_order_relaxed);
+    return q;
+  }
+  if (had)
+    g_stacks.on_resize(next.stack, old.bytes_w, count_fp(old.count_w), next.bytes_w, count_fp(next.count_w));
+  else
+    g_stacks.on_alloc(next.stack, next.bytes_w, count_fp(next.count_w));
+  return q;
+}
+
+void* realloc_sampled(void* p, std::size_t n, bool ticked, std::size_t growth) {
   if (!ensure_real()) {
     void* q = bootstrap_alloc(n, 16);
     if (q && p) std::memcpy(q, p, std::min(n, bootstrap_size(p)));
@@ -199,40 +284,7 @@ void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
   } else if (ticked) {
     sample_slow(0, g_config.sample_bytes);  // already sampled: just draw the next countdown
   }
-  if (sampled) {
-    // A sampled block that grows (a string builder, a vector) must not be
-    // moved and re-recorded on every call: resize its record in place when
-    // the block has room, else move it once with headroom. It keeps the
-    // stack of the allocation that was sampled.
-    Weight w = sample_weight(n, g_config.sample_bytes);
-    SampleInfo next{info.stack, static_cast<float>(w.count), static_cast<uint64_t>(std::llround(w.bytes)), n};
-    void* q = p;
-    if (n > usable) {
-      std::size_t room = n + n / 2;
-      if (room < n) room = n;  // overflow
-      q = sampled_block(room, 0);
-      if (!q) q = sampled_block(n, 0);
-      if (!q) return nullptr;  // the old block stays valid and tracked
-      std::memcpy(q, p, std::min(n, usable));
-    }
-    SampleInfo old;
-    if (q == p && g_samples.update(key, next, &old)) {  // resized in place: same key, same mark
-      g_stacks.on_resize(next.stack, old.bytes_w, count_fp(old.count_w), next.bytes_w, count_fp(next.count_w));
-      return q;
-    }
-    bool had = untrack(p, &old);
-    if (q != p) g_real.free(p);
-    if (!track(q, next)) {
-      if (had) forget(old);
-      g_dropped_samples.fetch_add(1, std::memory_order_relaxed);
-      return q;
-    }
-    if (had)
-      g_stacks.on_resize(next.stack, old.bytes_w, count_fp(old.count_w), next.bytes_w, count_fp(next.count_w));
-    else
-      g_stacks.on_alloc(next.stack, next.bytes_w, count_fp(next.count_w));
-    return q;
-  }
+  if (sampled) return resize_sampled(p, n, usable, info);
   // An unsampled block whose growth was sampled becomes sampled: its
   // inclusion probability is 1 - exp(-n/S), as for a fresh allocation of
   // n bytes.
@@ -243,6 +295,14 @@ void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
   std::memcpy(q, p, std::min(n, usable));
   g_real.free(p);
   record(q, n, frames, depth);
+  return q;
+}
+
+}  // namespace
+
+void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
+  void* q = realloc_sampled(p, n, ticked, growth);
+  maybe_checkpoint();
   return q;
 }
 

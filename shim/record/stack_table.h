@@ -78,8 +78,15 @@ class StackTable {
   void on_resize(uint32_t id, uint64_t old_bytes_w, uint64_t old_count_fp, uint64_t new_bytes_w,
                  uint64_t new_count_fp);
 
-  // Fork support: held across fork so the child never sees a half insert.
-  SpinLock& lock() { return lock_; }
+  // In a fork child: a thread that was adding a stack at the instant of
+  // fork does not exist here. Entries are published in an order that leaves
+  // the table whole at any instant (entry, count, index); only the lock and
+  // the arena's current chunk need repair.
+  void after_fork_child() {
+    if (!lock_.held()) return;
+    lock_.reset();
+    arena_.abandon();
+  }
   std::size_t memory_bytes() const { return arena_.used(); }
 
  private:

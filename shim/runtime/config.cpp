@@ -66,6 +66,65 @@ void copy(char* dst, std::size_t cap, const char* a, const char* b = "") {
   dst[n] = '\0';
 }
 
+// "1048576" -> "1m": range limits as a user would write them.
+void bytes_text(char* out, int cap, uint64_t v) {
+  static const char* const kSuffixes[] = {"", "k", "m", "g", "t"};
+  int i = 0;
+  while (i < 4 && v >= 1024 && v % 1024 == 0) v /= 1024, ++i;
+  const char* suffix = kSuffixes[i];
+  format(out, cap, "%lu%s", static_cast<unsigned long>(v), suffix);
+}
+
+void range_text(char* out, int cap, ConfigKind kind, double lo, double hi) {
+  char a[32], b[32];
+  if (kind == kBytes) {
+    bytes_text(a, sizeof a, static_cast<uint64_t>(lo));
+    bytes_text(b, sizeof b, static_cast<uint64_t>(hi));
+  } else if (kind == kSeconds) {
+    // 0.05 .. 86400: print fractions to the hundredth.
+    auto secs = [](char* o, int n, double v) {
+      long whole = static_cast<long>(v);
+      long hundredths = static_cast<long>((v - static_cast<double>(whole)) * 100 + 0.5);
+      if (hundredths) format(o, n, "%ld.%s%ld", whole, hundredths < 10 ? "0" : "", hundredths);
+      else format(o, n, "%ld", whole);
+    };
+    secs(a, sizeof a, lo);
+    secs(b, sizeof b, hi);
+  } else {
+    format(a, sizeof a, "%ld", static_cast<long>(lo));
+    format(b, sizeof b, "%ld", static_cast<long>(hi));
+  }
+  format(out, cap, "out of range %s..%s", a, b);
+}
+
+// Parses one numeric variable; on success stores it in *out.
+template <typename T>
+void parse_number(GetEnv getenv, const char* name, ConfigKind kind, double lo, double hi, const char* def_text,
+                  T* out, ConfigWarnings* w) {
+  const char* v = getenv(name);
+  if (!v) return;
+  double x = 0;
+  if (kind == kSeconds) {
+    if (!parse_seconds(v, &x)) return warn(w, name, v, "not a number of seconds", def_text);
+  } else if (kind == kFlag) {
+    if (!std::strcmp(v, "1") || !std::strcmp(v, "true") || !std::strcmp(v, "yes")) x = 1;
+    else if (!*v || !std::strcmp(v, "0") || !std::strcmp(v, "false") || !std::strcmp(v, "no")) x = 0;
+    else return warn(w, name, v, "expected 1 or 0", "enabled");
+  } else {
+    uint64_t n;
+    if (!parse_u64(v, &n, kind == kBytes))
+      return warn(w, name, v, kind == kBytes ? "not a byte count" : "not a whole number", def_text);
+    if (n > (uint64_t{1} << 53)) n = uint64_t{1} << 53;  // exact as a double, and out of every range
+    x = static_cast<double>(n);
+  }
+  if (x < lo || x > hi) {
+    char why[96];
+    range_text(why, sizeof why, kind, lo, hi);
+    return warn(w, name, v, why, def_text);
+  }
+  *out = static_cast<T>(x);
+}
+
 }  // namespace
 
 void parse_config(GetEnv getenv, Config* c, ConfigWarnings* w) {
@@ -74,12 +133,17 @@ void parse_config(GetEnv getenv, Config* c, ConfigWarnings* w) {
     copy(c->dir, kMaxPath, tmp, "/leakwatch");
   else
     copy(c->dir, kMaxPath, "/tmp/leakwatch");
-  c->sample_bytes = 524288;
-  c->interval_s = 60;
   c->match[0] = '\0';
-  c->max_frames = 64;
-  c->disable = false;
-  c->max_dumps = 256;
+  // Defaults first, then each variable that is set.
+#define LW_VAR(field, name, kind, def, lo, hi, def_text, help) LW_DEFAULT_##kind(field, def)
+#define LW_DEFAULT_kPath(field, def)
+#define LW_DEFAULT_kGlobs(field, def)
+#define LW_DEFAULT_kBytes(field, def) c->field = def;
+#define LW_DEFAULT_kSeconds(field, def) c->field = def;
+#define LW_DEFAULT_kCount(field, def) c->field = def;
+#define LW_DEFAULT_kFlag(field, def) c->field = def;
+#include "shim/runtime/config_table.def"
+#undef LW_VAR
 
   if (const char* v = getenv("LEAKWATCH_DIR")) {
     if (!*v)
@@ -88,24 +152,6 @@ void parse_config(GetEnv getenv, Config* c, ConfigWarnings* w) {
       warn(w, "LEAKWATCH_DIR", "...", "path too long", c->dir);
     else
       copy(c->dir, kMaxPath, v);
-  }
-  if (const char* v = getenv("LEAKWATCH_SAMPLE_BYTES")) {
-    uint64_t n;
-    if (!parse_u64(v, &n, true))
-      warn(w, "LEAKWATCH_SAMPLE_BYTES", v, "not a byte count", "524288");
-    else if (n < 1 || n > (uint64_t{1} << 40))
-      warn(w, "LEAKWATCH_SAMPLE_BYTES", v, "out of range 1..1T", "524288");
-    else
-      c->sample_bytes = n;
-  }
-  if (const char* v = getenv("LEAKWATCH_INTERVAL")) {
-    double s;
-    if (!parse_seconds(v, &s))
-      warn(w, "LEAKWATCH_INTERVAL", v, "not a number of seconds", "60");
-    else if (s < 0.05 || s > 86400)
-      warn(w, "LEAKWATCH_INTERVAL", v, "out of range 0.05..86400", "60");
-    else
-      c->interval_s = s;
   }
   if (const char* v = getenv("LEAKWATCH_MATCH")) {
     bool has_glob = false;
@@ -117,30 +163,17 @@ void parse_config(GetEnv getenv, Config* c, ConfigWarnings* w) {
     else
       copy(c->match, kMaxMatch, v);
   }
-  if (const char* v = getenv("LEAKWATCH_MAX_FRAMES")) {
-    uint64_t n;
-    if (!parse_u64(v, &n, false))
-      warn(w, "LEAKWATCH_MAX_FRAMES", v, "not a whole number", "64");
-    else if (n < 1 || n > kMaxFramesLimit)
-      warn(w, "LEAKWATCH_MAX_FRAMES", v, "out of range 1..256", "64");
-    else
-      c->max_frames = static_cast<int>(n);
-  }
-  if (const char* v = getenv("LEAKWATCH_DISABLE")) {
-    if (!std::strcmp(v, "1") || !std::strcmp(v, "true") || !std::strcmp(v, "yes"))
-      c->disable = true;
-    else if (*v && std::strcmp(v, "0") && std::strcmp(v, "false") && std::strcmp(v, "no"))
-      warn(w, "LEAKWATCH_DISABLE", v, "expected 1 or 0", "enabled");
-  }
-  if (const char* v = getenv("LEAKWATCH_MAX_DUMPS")) {
-    uint64_t n;
-    if (!parse_u64(v, &n, false))
-      warn(w, "LEAKWATCH_MAX_DUMPS", v, "not a whole number", "256");
-    else if (n < 4 || n > 100000)
-      warn(w, "LEAKWATCH_MAX_DUMPS", v, "out of range 4..100000", "256");
-    else
-      c->max_dumps = static_cast<int>(n);
-  }
+#define LW_VAR(field, name, kind, def, lo, hi, def_text, help) LW_PARSE_##kind(field, name, kind, lo, hi, def_text)
+#define LW_PARSE_kPath(...)
+#define LW_PARSE_kGlobs(...)
+#define LW_PARSE_NUMBER(field, name, kind, lo, hi, def_text) \
+  parse_number(getenv, name, kind, static_cast<double>(lo), static_cast<double>(hi), def_text, &c->field, w);
+#define LW_PARSE_kBytes LW_PARSE_NUMBER
+#define LW_PARSE_kSeconds LW_PARSE_NUMBER
+#define LW_PARSE_kCount LW_PARSE_NUMBER
+#define LW_PARSE_kFlag LW_PARSE_NUMBER
+#include "shim/runtime/config_table.def"
+#undef LW_VAR
 }
 
 bool match_globs(const char* globs, const char* name) {

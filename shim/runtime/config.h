@@ -1,6 +1,7 @@
 // Shim configuration: parsed once from the environment by a pure function
-// into an immutable struct. Bad values produce a warning line and fall back
-// to the default; the target always runs on.
+// into an immutable struct, driven by config_table.def (names, defaults,
+// ranges, help). Bad values produce a warning line and fall back to the
+// default; the target always runs on.
 //
 // Thread-safety: parse_config is pure (reentrant). Never allocates.
 #pragma once
@@ -14,14 +15,26 @@ constexpr std::size_t kMaxPath = 4096;
 constexpr std::size_t kMaxMatch = 1024;
 constexpr int kMaxFramesLimit = 256;
 
+enum ConfigKind { kPath, kBytes, kSeconds, kGlobs, kCount, kFlag };
+
 struct Config {
   char dir[kMaxPath];
-  uint64_t sample_bytes;
-  double interval_s;
   char match[kMaxMatch];  // "" = all
-  int max_frames;
-  bool disable;
-  int max_dumps;
+#define LW_VAR(field, name, kind, def, lo, hi, def_text, help) LW_FIELD_##kind(field)
+#define LW_FIELD_kPath(field)
+#define LW_FIELD_kGlobs(field)
+#define LW_FIELD_kBytes(field) uint64_t field;
+#define LW_FIELD_kSeconds(field) double field;
+#define LW_FIELD_kCount(field) int field;
+#define LW_FIELD_kFlag(field) bool field;
+#include "shim/runtime/config_table.def"
+#undef LW_VAR
+#undef LW_FIELD_kPath
+#undef LW_FIELD_kGlobs
+#undef LW_FIELD_kBytes
+#undef LW_FIELD_kSeconds
+#undef LW_FIELD_kCount
+#undef LW_FIELD_kFlag
 };
 
 struct ConfigWarnings {

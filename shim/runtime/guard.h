@@ -17,7 +17,8 @@
 namespace leakwatch::shim {
 
 struct ThreadState {
-  long long countdown;      // bytes until the next sample; <= 0 means "take the slow path"
+  long long countdown;      // bytes until the slow path; <= 0 means "take it now"
+  long long pending;        // bytes of the current draw beyond the countdown (sampler.h)
   unsigned long long rng;   // per-thread PRNG state (0 = not seeded yet)
   int guard;                // re-entrancy depth
   int initialized;          // countdown has been drawn for this thread

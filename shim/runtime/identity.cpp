@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shim/runtime/clock.h"
 #include "shim/runtime/log.h"
 
 namespace leakwatch::shim {
@@ -63,18 +64,6 @@ uint64_t ns_inode(const char* path) {
 }
 
 }  // namespace
-
-uint64_t now_wall_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
-}
-
-uint64_t now_mono_ns() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + ts.tv_nsec;
-}
 
 long read_small_file(const char* path, char* buf, long cap) {
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
@@ -138,8 +127,8 @@ void identity_collect(Identity* id) {
   id->pid = static_cast<int>(::getpid());
   id->ppid = static_cast<int>(::getppid());
   if (getrandom(&id->instance, sizeof id->instance, GRND_NONBLOCK) != sizeof id->instance)
-    id->instance = now_mono_ns() * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(id->pid);
-  id->start_mono_ns = now_mono_ns();
+    id->instance = mono_ns() * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(id->pid);
+  id->start_mono_ns = mono_ns();
 
   ssize_t n = ::readlink("/proc/self/exe", id->exe, sizeof id->exe - 1);
   id->exe[n > 0 ? n : 0] = '\0';
@@ -174,13 +163,18 @@ void identity_collect(Identity* id) {
     long hz = sysconf(_SC_CLK_TCK);
     if (btime && hz > 0) id->start_wall_ns = btime * 1000000000ull + ticks * (1000000000ull / hz);
   }
-  if (!id->start_wall_ns) id->start_wall_ns = now_wall_ns();
+  if (!id->start_wall_ns) id->start_wall_ns = wall_ns();
 
   if (gethostname(id->hostname, sizeof id->hostname - 1) != 0) id->hostname[0] = '\0';
   long c = read_small_file("/proc/self/cgroup", g_scratch, sizeof g_scratch);
   long m = read_small_file("/proc/self/mountinfo", g_scratch2, sizeof g_scratch2);
   find_container_id(c > 0 ? g_scratch : nullptr, m > 0 ? g_scratch2 : nullptr, id->container_id,
                     sizeof id->container_id);
+  char boot[64];
+  if (read_small_file("/proc/sys/kernel/random/boot_id", boot, sizeof boot) > 0) {
+    std::size_t n = std::strcspn(boot, "\n");
+    copy(id->boot_id, sizeof id->boot_id, boot, n);
+  }
   id->pid_ns = ns_inode("/proc/self/ns/pid");
   id->mnt_ns = ns_inode("/proc/self/ns/mnt");
 }

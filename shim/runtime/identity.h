@@ -25,6 +25,7 @@ struct Identity {
   char cmdline[2048];        // NUL-separated args joined by spaces, truncated
   char hostname[256];
   char container_id[128];    // "" when /proc does not tell
+  char boot_id[40];          // the kernel's boot id: monotonic times compare only within one boot
 };
 
 extern Identity g_identity;
@@ -36,8 +37,5 @@ long read_small_file(const char* path, char* buf, long cap);
 
 // Finds a container id in cgroup / mountinfo text ("" if none). Exposed for tests.
 void find_container_id(const char* cgroup, const char* mountinfo, char* out, int cap);
-
-uint64_t now_wall_ns();
-uint64_t now_mono_ns();
 
 }  // namespace leakwatch::shim

@@ -23,6 +23,9 @@ class Arena {
  public:
   void* alloc(std::size_t bytes, std::size_t align = 16);
   void reset();  // unmaps every chunk
+  // Forgets the current chunk without touching it (the next alloc maps a
+  // new one): for a fork child whose arena may have been mid-update.
+  void abandon() { cur_ = end_ = nullptr; }
   std::size_t used() const { return used_; }
 
  private:

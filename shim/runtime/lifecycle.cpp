@@ -1,18 +1,6 @@
 #include "shim/runtime/lifecycle.h"
 
-#include <cstdlib>
-#include <cstring>
-#include <pthread.h>
-#include <unistd.h>
-
-#include "shim/dump/writer.h"
-#include "shim/hook/real_functions.h"
-#include "shim/record/granule_marks.h"
-#include "shim/record/recorder.h"
 #include "shim/runtime/guard.h"
-#include "shim/runtime/identity.h"
-#include "shim/runtime/log.h"
-#include "shim/stack/capture.h"
 
 namespace leakwatch::shim {
 
@@ -20,89 +8,5 @@ __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
 std::atomic<unsigned> g_next_shard{0};
 std::atomic<int> g_state{kUninitialized};
 Config g_config;
-
-namespace {
-
-const char* base_name(const char* path) {
-  const char* b = std::strrchr(path, '/');
-  return b ? b + 1 : path;
-}
-
-// ---- Fork policy: the child is a process of its own (new identity, new
-// files, new writer thread) and keeps the records of the heap it inherited.
-// The shim's locks are held across fork so the child never inherits a
-// half-done insert or a half-written dump.
-void before_fork() {
-  ++t_state.guard;
-  dump_lock().lock();
-  g_stacks.lock().lock();
-  capture_fork_prepare();
-}
-
-void after_fork_parent() {
-  capture_fork_parent();
-  g_stacks.lock().unlock();
-  dump_lock().unlock();
-  --t_state.guard;
-}
-
-void after_fork_child() {
-  capture_fork_child();
-  g_stacks.lock().reset();
-  reset_all_once();
-  identity_collect(&g_identity);
-  writer_after_fork_child();  // resets the dump lock
-  --t_state.guard;
-}
-
-void make_absolute(char* dir) {
-  if (dir[0] == '/') return;
-  char cwd[kMaxPath];
-  if (!getcwd(cwd, sizeof cwd)) return;
-  std::size_t a = std::strlen(cwd), b = std::strlen(dir);
-  if (a + 1 + b + 1 > kMaxPath) return;
-  std::memmove(dir + a + 1, dir, b + 1);
-  std::memcpy(dir, cwd, a);
-  dir[a] = '/';
-}
-
-}  // namespace
-
-void lifecycle_start() {
-  int expected = kUninitialized;
-  if (!g_state.compare_exchange_strong(expected, kInitializing)) return;
-  Guard guard;
-  resolve_real_functions();
-
-  ConfigWarnings warnings;
-  parse_config([](const char* name) -> const char* { return getenv(name); }, &g_config, &warnings);
-  identity_collect(&g_identity);
-  bool selected = !g_config.disable && (match_globs(g_config.match, g_identity.exe_base) ||
-                                        match_globs(g_config.match, base_name(g_identity.argv0)));
-  // Warnings only from processes we profile: a shell wrapping the target
-  // should not repeat them.
-  if (selected || g_config.disable)
-    for (int i = 0; i < warnings.count; ++i) log_line("%s", warnings.text[i]);
-  if (!selected) {
-    g_state.store(kDisabled, std::memory_order_release);
-    return;
-  }
-  make_absolute(g_config.dir);
-  if (!recorder_init(g_config.sample_bytes) || !writer_init()) {
-    log_once(Once::kInternalOom, "cannot reserve memory for its tables; profiling is off");
-    g_state.store(kDisabled, std::memory_order_release);
-    return;
-  }
-  capture_init();
-  if (dense_mode()) granule_mark_all();
-  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
-  g_state.store(kEnabled, std::memory_order_release);
-  writer_start();
-}
-
-void lifecycle_finish() {
-  if (!enabled()) return;
-  dump_now(/*final_dump=*/true);
-}
 
 }  // namespace leakwatch::shim

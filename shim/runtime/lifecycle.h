@@ -1,11 +1,12 @@
-// The shim's lifecycle and its process-wide settings.
+// The shim's lifecycle state and its process-wide settings.
 //
 //   uninitialised -> initialising -> enabled -> (fork: child re-enters enabled)
 //                                 \-> disabled (LEAKWATCH_DISABLE, no match, no memory)
 //
 // Hooks work in every state: before "enabled" and in "disabled" they only
-// forward. The library constructor moves to enabled/disabled; the
-// destructor writes the final dump. Fork policy lives here too (fork.cpp).
+// forward. The transitions, the fork policy and the final dump are the
+// composition root's (shim/main/lifecycle.cpp); this header only holds
+// what every stage reads.
 //
 // Thread-safety: the state is an atomic; g_config is written once before
 // the state becomes enabled and is read-only afterwards.
@@ -28,8 +29,5 @@ constexpr uint64_t kDenseBelow = 65536;  // S below this: dense mode
 inline bool dense_mode() { return g_config.sample_bytes < kDenseBelow; }
 
 inline bool enabled() { return g_state.load(std::memory_order_acquire) == kEnabled; }
-
-void lifecycle_start();   // library constructor
-void lifecycle_finish();  // library destructor: final dump
 
 }  // namespace leakwatch::shim

@@ -13,7 +13,7 @@ namespace leakwatch::shim {
 enum class Once : int {
   kBadConfig0, kBadConfig1, kBadConfig2, kBadConfig3, kBadConfig4, kBadConfig5, kBadConfig6, kBadConfig7,
   kDumpDirUnwritable, kDumpWriteFailed, kSampleTableFull, kStackTableFull, kInternalOom,
-  kUnwindFailed, kCount
+  kUnwindFailed, kDeepBind, kCount
 };
 
 // printf-like subset: %s, %d, %ld, %lu, %zu, %x, %%.

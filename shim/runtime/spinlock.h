@@ -18,7 +18,9 @@ class SpinLock {
     for (int spins = 0; flag_.exchange(1, std::memory_order_acquire); ++spins)
       if (spins > 64) sched_yield();
   }
+  bool try_lock() { return flag_.load(std::memory_order_relaxed) == 0 && !flag_.exchange(1, std::memory_order_acquire); }
   void unlock() { flag_.store(0, std::memory_order_release); }
+  bool held() const { return flag_.load(std::memory_order_relaxed) != 0; }
   void reset() { flag_.store(0, std::memory_order_relaxed); }
 
  private:

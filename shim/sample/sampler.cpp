@@ -39,17 +39,33 @@ long long sample_draw(unsigned long long* state, uint64_t mean) {
   return static_cast<long long>(v) + 1;
 }
 
+void sample_arm(long long bytes) {
+  ThreadState& t = t_state;
+  long long w = bytes < kCheckWindow ? bytes : kCheckWindow;
+  t.countdown = w;
+  t.pending = bytes - w;
+}
+
 bool sample_slow(std::size_t n, uint64_t mean) {
   ThreadState& t = t_state;
+  const long long charged = static_cast<long long>(n & 0x3fffffffffffffffULL);
   if (!t.initialized) {
     // First allocation of this thread: it started with countdown 0, so
     // start a fresh process and charge this allocation to it.
     t.initialized = 1;
     t.rng = seed_for_thread();
-    t.countdown = sample_draw(&t.rng, mean) - static_cast<long long>(n & 0x3fffffffffffffffULL);
+    sample_arm(sample_draw(&t.rng, mean));
+    t.countdown -= charged;
     if (t.countdown > 0) return false;
   }
-  t.countdown = sample_draw(&t.rng, mean);
+  // countdown <= 0: this allocation reached the end of the window; the
+  // sample point itself lies `pending` bytes past the window's end.
+  long long left = t.pending + t.countdown;
+  if (left > 0) {
+    sample_arm(left);
+    return false;
+  }
+  sample_arm(sample_draw(&t.rng, mean));
   return mean <= 1 || n > 0;
 }
 

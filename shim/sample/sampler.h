@@ -15,6 +15,14 @@
 // Hot path contract: sample_tick() is one thread-local subtraction and a
 // compare; all else is in sample_slow(), out of line.
 //
+// The check window: the distance to the next sample point is handed to the
+// hot path in pieces of at most kCheckWindow bytes (the rest waits in
+// t_state.pending), so every thread reaches the slow path at least once per
+// kCheckWindow bytes it allocates even when S is large. The shim has no
+// thread of its own; those visits are when it looks at the clock (dumps are
+// due, a trigger, a new memory high: runtime/checkpoint.h). Crossing a
+// window boundary is not a sample: the Poisson process is the same.
+//
 // Thread-safety: per-thread state only. Async-signal-safe. Never allocates.
 #pragma once
 
@@ -32,9 +40,14 @@ inline __attribute__((always_inline)) bool sample_tick(std::size_t n) {
   return __builtin_expect(c > 0, 1);
 }
 
+constexpr long long kCheckWindow = 64 * 1024;
+
 // Called when sample_tick() returned false. Returns whether the allocation
-// of n bytes is sampled, and draws the thread's next countdown.
+// of n bytes is sampled; arms the thread's next countdown either way.
 bool sample_slow(std::size_t n, uint64_t mean_bytes);
+
+// Sets the distance to the next sample point (tests; sample_slow uses it).
+void sample_arm(long long bytes);
 
 // Keeps the thread on the fast path for good (profiling is off).
 inline void sample_never() { t_state.countdown = 0x7fffffffffffffffLL; }

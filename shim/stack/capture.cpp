@@ -8,6 +8,7 @@
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
 
+#include "shim/runtime/clock.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/shard.h"
 
@@ -28,6 +29,17 @@ int unwinding_total() {
   return n;
 }
 std::atomic<int> g_fork_pending{0};  // a fork is waiting for them
+// This thread is inside the unwinder: a fork from a signal handler that
+// interrupted it must not wait for itself.
+__thread int t_unwinding __attribute__((tls_model("initial-exec")));
+// How long a fork waits for other threads to leave the unwinder. They
+// normally take microseconds; one can only be held up by a lock the forking
+// thread itself holds (a fork from a signal handler that interrupted the
+// loader). Then the fork goes on and the child records no stacks.
+constexpr uint64_t kForkWaitNs = 100ull * 1000000ull;
+constexpr uint64_t kPendingWaitNs = 2ull * 1000000ull;
+bool g_fork_wait_timed_out = false;  // in the parent, for the child to read
+bool g_unwinder_unsafe = false;      // in a child forked while a thread was inside the unwinder
 
 // libunwind's fast unw_backtrace keeps a per-thread trace cache. It takes
 // the cache from a pool under a lock of its own when a thread first
@@ -109,12 +121,22 @@ void capture_init() {
 }
 
 void capture_fork_prepare() {
-  if (!t_has_trace_cache && !g_trace_pool_maybe_held) {
+  if (!t_has_trace_cache && !g_trace_pool_maybe_held && !t_unwinding) {
     uintptr_t frames[4];
     capture_stack(frames, 4);  // the child's only thread then owns a trace cache
   }
   g_fork_pending.store(1, std::memory_order_seq_cst);
-  while (unwinding_total() != 0) sched_yield();
+  g_fork_wait_timed_out = false;
+  uint64_t give_up = 0;
+  while (unwinding_total() - t_unwinding > 0) {
+    uint64_t now = mono_ns();
+    if (!give_up) give_up = now + kForkWaitNs;
+    if (now >= give_up) {
+      g_fork_wait_timed_out = true;
+      break;
+    }
+    sched_yield();
+  }
 }
 
 void capture_fork_parent() { g_fork_pending.store(0, std::memory_order_seq_cst); }
@@ -122,25 +144,40 @@ void capture_fork_parent() { g_fork_pending.store(0, std::memory_order_seq_cst);
 void capture_fork_child() {
   int others = g_trace_cache_threads.load(std::memory_order_relaxed) - (t_has_trace_cache ? 1 : 0);
   if (others > 0) g_trace_pool_maybe_held = true;
+  if (g_fork_wait_timed_out) g_unwinder_unsafe = true;
   g_trace_cache_threads.store(t_has_trace_cache ? 1 : 0, std::memory_order_relaxed);
   for (auto& u : g_unwinding) u.n.store(0, std::memory_order_relaxed);  // counted threads do not exist here
+  if (t_unwinding) g_unwinding[thread_shard()].n.store(1, std::memory_order_relaxed);  // this one does
   g_fork_pending.store(0, std::memory_order_seq_cst);
 }
 
 int capture_stack(uintptr_t* frames, int max_frames) {
   // Enter, then check for a pending fork (Dekker-style with the forker:
-  // either it sees us and waits, or we see it and step back).
+  // either it sees us and waits, or we see it and step back). t_unwinding
+  // is set only while this thread is counted (a signal in between makes a
+  // fork wait for its own thread, for kForkWaitNs at most).
   std::atomic<int>& unwinding = g_unwinding[thread_shard()].n;
   for (;;) {
     unwinding.fetch_add(1, std::memory_order_seq_cst);
+    t_unwinding = 1;
     if (!g_fork_pending.load(std::memory_order_seq_cst)) break;
+    t_unwinding = 0;
     unwinding.fetch_sub(1, std::memory_order_seq_cst);
-    for (int i = 0; g_fork_pending.load(std::memory_order_relaxed); ++i) {
-      if (i > 200000) return 0;  // a fork that never ends: keep the sample, without a stack
+    // Wait a little for the fork to finish, but never long: this thread may
+    // hold a lock of the host's (a FILE's, inside getline's realloc) that
+    // the fork itself is waiting for. Then the sample keeps no stack.
+    uint64_t give_up = mono_ns() + kPendingWaitNs;
+    while (g_fork_pending.load(std::memory_order_relaxed)) {
+      if (mono_ns() >= give_up) return 0;
       sched_yield();
     }
   }
-  int depth = unwind_frames(frames, max_frames);
+  int depth = 0;
+  if (!g_unwinder_unsafe)
+    depth = unwind_frames(frames, max_frames);
+  else
+    log_once(Once::kUnwindFailed, "forked while another thread was unwinding; this process records no call stacks");
+  t_unwinding = 0;
   unwinding.fetch_sub(1, std::memory_order_seq_cst);
   return depth;
 }

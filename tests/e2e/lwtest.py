@@ -269,6 +269,15 @@ class Background:
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
 
+    def wait_ticking(self, predicate, timeout, what, tick=b"tick\n"):
+        """wait_until(predicate), sending `tick` to the process at every poll:
+        the shim writes dumps from allocations, and a test program waiting
+        on stdin allocates a little for each tick it reads."""
+        def poll():
+            self.send(tick)
+            return predicate()
+        return wait_until(poll, timeout, what, poll=0.05)
+
     def finish(self, timeout=60):
         """Closes stdin and waits (bounded) for the process to exit."""
         try:

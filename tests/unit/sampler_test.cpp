@@ -57,7 +57,7 @@ void reset_thread_sampler(uint64_t S, unsigned long long seed) {
   t_state = ThreadState{};
   t_state.rng = seed;
   t_state.initialized = 1;
-  t_state.countdown = sample_draw(&t_state.rng, S);
+  sample_arm(sample_draw(&t_state.rng, S));
 }
 
 // One allocation through the hot path and, if needed, the slow path.

@@ -60,7 +60,7 @@ std::string g_dir;
 uint64_t g_ok_dumps = 0;  // successful dump_now calls so far (the next sequence number)
 
 bool dump_ok(bool final_dump) {
-  bool ok = dump_now(final_dump);
+  bool ok = dump_now(final_dump ? DumpReason::kFinal : DumpReason::kPeriodic);
   if (ok) ++g_ok_dumps;
   return ok;
 }
@@ -182,7 +182,7 @@ TEST_CASE("writer I/O: EACCES on open", "[writer]") {
     errno = EACCES;
     return -1;
   };
-  CHECK_FALSE(dump_now(false));
+  CHECK_FALSE(dump_now(DumpReason::kPeriodic));
   check_nothing_left("EACCES");
   REQUIRE(g_rec.opened.size() == 1);
   // The temp name: a dot file in the dump directory ending in .tmp.
@@ -204,7 +204,7 @@ TEST_CASE("writer I/O: ENOSPC on the first write", "[writer]") {
     errno = ENOSPC;
     return -1;
   };
-  CHECK_FALSE(dump_now(false));
+  CHECK_FALSE(dump_now(DumpReason::kPeriodic));
   CHECK(g_rec.tmp_existed_during_write);  // so the cleanup below is real
   check_nothing_left("ENOSPC");
   CHECK(g_rec.renamed_from.empty());
@@ -222,7 +222,7 @@ TEST_CASE("writer I/O: a short write, then ENOSPC", "[writer]") {
     errno = ENOSPC;
     return -1;
   };
-  CHECK_FALSE(dump_now(false));
+  CHECK_FALSE(dump_now(DumpReason::kPeriodic));
   CHECK(g_rec.writes == 2);
   CHECK(g_rec.tmp_existed_during_write);
   check_nothing_left("short write + ENOSPC");
@@ -236,7 +236,7 @@ TEST_CASE("writer I/O: write returning 0 (no progress) is a failure, not a loop"
     ++g_rec.writes;
     return 0;
   };
-  CHECK_FALSE(dump_now(false));
+  CHECK_FALSE(dump_now(DumpReason::kPeriodic));
   CHECK(g_rec.writes == 1);
   check_nothing_left("write returns 0");
 }
@@ -250,7 +250,7 @@ TEST_CASE("writer I/O: close fails (EIO)", "[writer]") {
     errno = EIO;
     return -1;
   };
-  CHECK_FALSE(dump_now(false));
+  CHECK_FALSE(dump_now(DumpReason::kPeriodic));
   CHECK(g_rec.renamed_from.empty());  // a file that may be incomplete is not published
   check_nothing_left("close EIO");
 }
@@ -264,7 +264,7 @@ TEST_CASE("writer I/O: rename fails", "[writer]") {
     errno = EXDEV;
     return -1;
   };
-  CHECK_FALSE(dump_now(false));
+  CHECK_FALSE(dump_now(DumpReason::kPeriodic));
   REQUIRE(g_rec.renamed_from.size() == 1);
   CHECK(std::count(g_rec.unlinked.begin(), g_rec.unlinked.end(), g_rec.renamed_from[0]) == 1);
   check_nothing_left("rename EXDEV");
@@ -427,8 +427,8 @@ TEST_CASE("writer I/O: the final dump is the last one", "[writer]") {
   auto d = leakwatch::load::read_dump(files.back());
   REQUIRE(d.ok());
   CHECK(d->final_dump);
-  CHECK_FALSE(dump_now(false));
-  CHECK_FALSE(dump_now(true));
+  CHECK_FALSE(dump_now(DumpReason::kPeriodic));
+  CHECK_FALSE(dump_now(DumpReason::kFinal));
   std::error_code ec;
   fs::remove_all(g_dir, ec);
 }

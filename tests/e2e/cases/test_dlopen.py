@@ -35,7 +35,7 @@ class DlopenBase(lwtest.ShimTestCase):
                     return i
             return None
 
-        lwtest.wait_until(periodic_dump_with_plugin, 30, "a periodic dump listing %s" % self.plugin)
+        b.wait_ticking(periodic_dump_with_plugin, 30, "a periodic dump listing %s" % self.plugin, tick=b"t")
         self.assertEqual(b.finish(timeout=60), 0, b.stderr())
         self.assertEqual(b.stdout(), base.stdout)
         self.assertEqual(b.stderr(), b"")

@@ -30,10 +30,10 @@ class DumpDir(lwtest.ShimTestCase):
             f.write("x")
         b = self.start([lwtest.program("idle_wait")], dump_dir=d, interval=0.2)
         lwtest.wait_until(lambda: b"ready\n" in b.stdout(), 30, "idle_wait to start")
-        lwtest.wait_until(lambda: b"cannot write dumps" in b.stderr(), 30, "the shim to report the unwritable dir")
+        b.wait_ticking(lambda: b"cannot write dumps" in b.stderr(), 30, "the shim to report the unwritable dir")
         os.remove(d)
         os.makedirs(d, exist_ok=True)  # exist_ok: the shim may create it first
-        lwtest.wait_until(lambda: len(lwtest.list_dumps(d)) >= 2, 30, "periodic dumps in %s" % d)
+        b.wait_ticking(lambda: len(lwtest.list_dumps(d)) >= 2, 30, "periodic dumps in %s" % d)
         b.send(b"ping\n")
         self.assertEqual(b.finish(timeout=60), 0, b.stderr())
         self.assertEqual(b.stdout(), b"ready\npong\nbye 0000000000000000\n")

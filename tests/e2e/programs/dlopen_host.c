@@ -1,5 +1,6 @@
 /* dlopens a plugin (built by the test), runs it, prints "ready", then waits
- * for stdin to close (the test watches for a periodic dump meanwhile).
+ * for stdin to close (the test watches for a periodic dump meanwhile; each
+ * read allocates and frees 64 KiB, a tick that lets the shim write it).
  * Usage: dlopen_host PLUGIN.so stay|close
  *   close: dlclose the plugin before exiting (its leaked blocks stay). */
 #include <dlfcn.h>
@@ -23,6 +24,10 @@ int main(int argc, char** argv) {
   fflush(stdout);
   char buf[256];
   while (read(0, buf, sizeof buf) > 0) {
+    void* t = malloc(65536);
+    LW_CHECK(t);
+    LW_ESCAPE(t);
+    free(t);
   }
   if (!strcmp(argv[2], "close")) LW_CHECK(dlclose(h) == 0);
   printf("done\n");

@@ -4,6 +4,9 @@
  *   leak N   leak N bytes from idle_leak (and print "leaked N")
  *   ping     print "pong"
  *   cd DIR   chdir(DIR) (print "cd ok" or "cd failed")
+ *   tick     allocate and free 64 KiB, print nothing: the shim has no thread
+ *            and writes its dumps from allocations, so a test that waits for
+ *            a dump of this otherwise idle process sends ticks
  * At end of input prints "bye" and a checksum of what it leaked. Between
  * commands it is blocked in read(): no allocation, no CPU. */
 #include <unistd.h>
@@ -34,6 +37,13 @@ int main(void) {
     } else if (!strncmp(line, "cd ", 3)) {
       line[strcspn(line, "\n")] = '\0';
       printf("cd %s\n", chdir(line + 3) == 0 ? "ok" : "failed");
+    } else if (!strncmp(line, "tick", 4)) {
+      void* t = malloc(65536);
+      LW_CHECK(t);
+      memset(t, 7, 65536);
+      LW_ESCAPE(t);
+      free(t);
+      continue;
     } else if (!strncmp(line, "ping", 4)) {
       printf("pong\n");
     } else {

@@ -1,0 +1,114 @@
+// The composition root of the shim: start-up, the fork policy and the final
+// dump, wiring the stages together. Nothing includes this file; it
+// includes every stage.
+//
+//   constructor: resolve the real functions, read the configuration, say
+//                whether this process is profiled, reserve the tables,
+//                install the checkpoint (dump/schedule.h).
+//   fork:        the child is a process of its own (new identity, files and
+//                schedule) and keeps the records of the heap it inherited.
+//   destructor:  the final dump, at normal exit.
+//
+// The fork handlers hold no lock across fork: a prepare handler that takes
+// a lock the hooks also take inverts the order with glibc's own fork locks
+// (stdio, malloc), which fork takes after the handlers while threads
+// inside libc holding a FILE lock call malloc. Instead the child repairs
+// what a thread that vanished at the fork may have left half-done.
+#include <cstdlib>
+#include <cstring>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "shim/dump/schedule.h"
+#include "shim/dump/writer.h"
+#include "shim/hook/real_functions.h"
+#include "shim/record/granule_marks.h"
+#include "shim/record/recorder.h"
+#include "shim/runtime/guard.h"
+#include "shim/runtime/identity.h"
+#include "shim/runtime/lifecycle.h"
+#include "shim/runtime/log.h"
+#include "shim/stack/capture.h"
+
+namespace leakwatch::shim {
+namespace {
+
+const char* base_name(const char* path) {
+  const char* b = std::strrchr(path, '/');
+  return b ? b + 1 : path;
+}
+
+void before_fork() {
+  ++t_state.guard;
+  capture_fork_prepare();  // no thread inside the unwinder at the instant of fork
+}
+
+void after_fork_parent() {
+  capture_fork_parent();
+  --t_state.guard;
+}
+
+void after_fork_child() {
+  capture_fork_child();
+  g_stacks.after_fork_child();
+  reset_all_once();
+  identity_collect(&g_identity);
+  writer_after_fork_child();
+  schedule_after_fork_child();
+  --t_state.guard;
+}
+
+void make_absolute(char* dir) {
+  if (dir[0] == '/') return;
+  char cwd[kMaxPath];
+  if (!getcwd(cwd, sizeof cwd)) return;
+  std::size_t a = std::strlen(cwd), b = std::strlen(dir);
+  if (a + 1 + b + 1 > kMaxPath) return;
+  std::memmove(dir + a + 1, dir, b + 1);
+  std::memcpy(dir, cwd, a);
+  dir[a] = '/';
+}
+
+void lifecycle_start() {
+  int expected = kUninitialized;
+  if (!g_state.compare_exchange_strong(expected, kInitializing)) return;
+  Guard guard;
+  resolve_real_functions();
+
+  ConfigWarnings warnings;
+  parse_config([](const char* name) -> const char* { return getenv(name); }, &g_config, &warnings);
+  identity_collect(&g_identity);
+  bool selected = !g_config.disable && (match_globs(g_config.match, g_identity.exe_base) ||
+                                        match_globs(g_config.match, base_name(g_identity.argv0)));
+  // Warnings only from processes we profile: a shell wrapping the target
+  // should not repeat them.
+  if (selected || g_config.disable)
+    for (int i = 0; i < warnings.count; ++i) log_line("%s", warnings.text[i]);
+  if (!selected) {
+    g_state.store(kDisabled, std::memory_order_release);
+    return;
+  }
+  make_absolute(g_config.dir);
+  if (!recorder_init(g_config.sample_bytes) || !writer_init()) {
+    log_once(Once::kInternalOom, "cannot reserve memory for its tables; profiling is off");
+    g_state.store(kDisabled, std::memory_order_release);
+    return;
+  }
+  capture_init();
+  if (dense_mode()) granule_mark_all();
+  pthread_atfork(before_fork, after_fork_parent, after_fork_child);
+  g_state.store(kEnabled, std::memory_order_release);
+  schedule_start();
+}
+
+void lifecycle_finish() {
+  if (!enabled()) return;
+  dump_now(DumpReason::kFinal);
+}
+
+}  // namespace
+}  // namespace leakwatch::shim
+
+// As early and as late as a preloaded library gets.
+__attribute__((constructor(101))) static void leakwatch_start() { leakwatch::shim::lifecycle_start(); }
+__attribute__((destructor(101))) static void leakwatch_finish() { leakwatch::shim::lifecycle_finish(); }

@@ -1,0 +1,32 @@
+// The process's memory as the kernel sees it, from /proc/self: what a
+// container's memory limit and the OOM killer count.
+//
+// Thread-safety: any thread. Never allocates (reads into the caller's or a
+// stack buffer). Async-signal-safe (open, read, close).
+#pragma once
+
+#include <cstdint>
+
+namespace leakwatch::shim {
+
+struct ProcMemory {
+  bool ok = false;
+  uint64_t rss = 0;        // VmRSS: resident, all kinds
+  uint64_t rss_anon = 0;   // RssAnon: private anonymous (heaps, stacks, anonymous mmap)
+  uint64_t rss_file = 0;   // RssFile: file-backed (code, mapped files)
+  uint64_t rss_shmem = 0;  // RssShmem: shared memory, tmpfs, memfd
+  uint64_t hwm = 0;        // VmHWM: peak resident
+  uint64_t swap = 0;       // VmSwap
+  uint64_t vm_size = 0;    // VmSize: address space
+  uint64_t threads = 0;
+};
+
+// Parses /proc/self/status (about 1.5 KiB of text).
+bool read_proc_memory(ProcMemory* out);
+// Resident bytes from /proc/self/statm: the cheap read for frequent checks; 0 on failure.
+uint64_t read_rss_bytes();
+
+// Parses the text of a status file (exposed for tests).
+void parse_proc_status(const char* text, ProcMemory* out);
+
+}  // namespace leakwatch::shim
