@@ -14,6 +14,8 @@
 #include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
 #include "shim/sample/sampler.h"
+#include "shim/stack/capture.h"
+#include "shim/stack/loaded_objects.h"
 
 using namespace leakwatch::shim;
 
@@ -210,6 +212,19 @@ __attribute__((noinline)) void* dlopen_deepbind(const char* file, int mode, cons
 
 LW_EXPORT void* dlopen(const char* file, int mode) {
   if (LW_UNLIKELY(g_real.dlopen == nullptr)) resolve_real_functions();
+  loaded_objects_changed();
   if (LW_UNLIKELY(mode & RTLD_DEEPBIND)) return dlopen_deepbind(file, mode, __builtin_return_address(0));
   return g_real.dlopen(file, mode);  // a sibling call: dlopen sees the caller's return address
+}
+
+LW_EXPORT int dlclose(void* handle) {
+  if (LW_UNLIKELY(g_real.dlclose == nullptr)) resolve_real_functions();
+  loaded_objects_changed();
+  return g_real.dlclose(handle);
+}
+
+LW_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info*, size_t, void*), void* data) {
+  if (LW_UNLIKELY(capture_in_progress())) return loaded_objects_iterate(callback, data);
+  if (LW_UNLIKELY(g_real.dl_iterate_phdr == nullptr)) resolve_real_functions();
+  return g_real.dl_iterate_phdr(callback, data);
 }

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <link.h>  // struct dl_phdr_info, in hooked_symbols.def
 
 namespace leakwatch::shim {
 

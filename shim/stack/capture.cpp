@@ -11,6 +11,7 @@
 #include "shim/runtime/clock.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/shard.h"
+#include "shim/stack/loaded_objects.h"
 
 namespace leakwatch::shim {
 namespace {
@@ -29,8 +30,9 @@ int unwinding_total() {
   return n;
 }
 std::atomic<int> g_fork_pending{0};  // a fork is waiting for them
-// This thread is inside the unwinder: a fork from a signal handler that
-// interrupted it must not wait for itself.
+// Where this thread is with respect to the unwinder count: a fork from a
+// signal handler that interrupted it must not wait for itself.
+enum : int { kOutside = 0, kEntering = 1, kCounted = 2 };  // kEntering: the count may or may not include it
 __thread int t_unwinding __attribute__((tls_model("initial-exec")));
 // How long a fork waits for other threads to leave the unwinder. They
 // normally take microseconds; one can only be held up by a lock the forking
@@ -117,18 +119,27 @@ int unwind_frames(uintptr_t* frames, int max_frames) {
 
 void capture_init() {
   dl_iterate_phdr(find_self, reinterpret_cast<void*>(&capture_init));
+  loaded_objects_init();
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 }
 
 void capture_fork_prepare() {
-  if (!t_has_trace_cache && !g_trace_pool_maybe_held && !t_unwinding) {
+  if (!t_has_trace_cache && !g_trace_pool_maybe_held && t_unwinding == kOutside) {
     uintptr_t frames[4];
     capture_stack(frames, 4);  // the child's only thread then owns a trace cache
   }
   g_fork_pending.store(1, std::memory_order_seq_cst);
   g_fork_wait_timed_out = false;
+  if (t_unwinding == kEntering) {
+    // A signal handler forking on a thread caught between the count and its
+    // flag: whether the count includes this thread is unknown, so do not
+    // wait (it could be for ourselves); the child records no stacks.
+    g_fork_wait_timed_out = true;
+    return;
+  }
+  const int self = t_unwinding == kCounted ? 1 : 0;
   uint64_t give_up = 0;
-  while (unwinding_total() - t_unwinding > 0) {
+  while (unwinding_total() - self > 0) {
     uint64_t now = mono_ns();
     if (!give_up) give_up = now + kForkWaitNs;
     if (now >= give_up) {
@@ -147,22 +158,30 @@ void capture_fork_child() {
   if (g_fork_wait_timed_out) g_unwinder_unsafe = true;
   g_trace_cache_threads.store(t_has_trace_cache ? 1 : 0, std::memory_order_relaxed);
   for (auto& u : g_unwinding) u.n.store(0, std::memory_order_relaxed);  // counted threads do not exist here
-  if (t_unwinding) g_unwinding[thread_shard()].n.store(1, std::memory_order_relaxed);  // this one does
+  loaded_objects_after_fork_child();
+  // This thread, if a signal handler forked while it was counted, is still
+  // inside the unwinder. (One caught in kEntering may leave the count off by
+  // one; that child never unwinds: g_unwinder_unsafe.)
+  if (t_unwinding == kCounted) g_unwinding[thread_shard()].n.store(1, std::memory_order_relaxed);
   g_fork_pending.store(0, std::memory_order_seq_cst);
 }
+
+bool capture_in_progress() { return t_unwinding != 0; }
 
 int capture_stack(uintptr_t* frames, int max_frames) {
   // Enter, then check for a pending fork (Dekker-style with the forker:
   // either it sees us and waits, or we see it and step back). t_unwinding
-  // is set only while this thread is counted (a signal in between makes a
-  // fork wait for its own thread, for kForkWaitNs at most).
+  // brackets the shared count (kEntering, then kCounted), so a fork from a
+  // signal handler on this thread knows whether the count includes it.
   std::atomic<int>& unwinding = g_unwinding[thread_shard()].n;
   for (;;) {
+    t_unwinding = kEntering;
     unwinding.fetch_add(1, std::memory_order_seq_cst);
-    t_unwinding = 1;
+    t_unwinding = kCounted;
     if (!g_fork_pending.load(std::memory_order_seq_cst)) break;
-    t_unwinding = 0;
+    t_unwinding = kEntering;
     unwinding.fetch_sub(1, std::memory_order_seq_cst);
+    t_unwinding = kOutside;
     // Wait a little for the fork to finish, but never long: this thread may
     // hold a lock of the host's (a FILE's, inside getline's realloc) that
     // the fork itself is waiting for. Then the sample keeps no stack.
@@ -177,8 +196,9 @@ int capture_stack(uintptr_t* frames, int max_frames) {
     depth = unwind_frames(frames, max_frames);
   else
     log_once(Once::kUnwindFailed, "forked while another thread was unwinding; this process records no call stacks");
-  t_unwinding = 0;
+  t_unwinding = kEntering;
   unwinding.fetch_sub(1, std::memory_order_seq_cst);
+  t_unwinding = kOutside;
   return depth;
 }
 

@@ -16,6 +16,9 @@ namespace leakwatch::shim {
 
 void capture_init();  // learns the shim's own address range, sets libunwind caching
 int capture_stack(uintptr_t* frames, int max_frames);
+// True while this thread is inside capture_stack's unwinder (so a call to
+// dl_iterate_phdr comes from libunwind: stack/loaded_objects.h answers it).
+bool capture_in_progress();
 
 // Fork support: no thread may be inside the unwinder at the instant of
 // fork, or the child inherits its internal locks held and hangs at its

@@ -110,15 +110,29 @@ def run_shim(cmd, dump_dir, timeout=120, env=None, input=None, executable=None, 
         e["LD_PRELOAD"] = preload
     with subprocess.Popen(cmd, env=e, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, executable=executable, cwd=cwd) as p:
-        try:
-            out, err = p.communicate(input=input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.communicate()
-            raise
+        out, err = communicate_watched(p, cmd, input, timeout)
         r = Run(subprocess.CompletedProcess(cmd, p.returncode, out, err), dump_dir)
         r.pid = p.pid
     return r
+
+
+def communicate_watched(p, cmd, input, timeout):
+    """p.communicate() bounded by timeout: a process that does not end in
+    time is a hang, reported with every thread's stack (its own and its
+    children's, through gdb), then killed -- never a stuck test run."""
+    try:
+        return p.communicate(input=input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stacks = thread_stacks(p.pid, with_children=True)
+        kids = children_of(p.pid)
+        p.kill()
+        for c in kids:
+            try:
+                os.kill(c, 9)
+            except OSError:
+                pass
+        p.communicate()
+        raise AssertionError("%r did not end within %ds (a hang); its threads:\n%s" % (cmd, timeout, stacks))
 
 
 def wait_until(predicate, timeout, what, poll=0.02):
@@ -285,6 +299,22 @@ class Background:
         except BrokenPipeError:
             pass
         self.returncode = self.proc.wait(timeout=timeout)
+        self._close_files()
+        return self.returncode
+
+    def wait_exit(self, timeout):
+        """Waits for the process to end by itself; a hang is reported with
+        every thread's stack, then killed."""
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            stacks = thread_stacks(self.pid, with_children=True)
+            self.kill()
+            raise AssertionError("process %d did not end within %ds; its threads:\n%s" % (self.pid, timeout, stacks))
+        try:
+            self.proc.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
         self._close_files()
         return self.returncode
 
