@@ -91,7 +91,7 @@ SymbolResolver::File* SymbolResolver::load(const ModuleInfo& mod) {
     // the mapped file itself is still reachable through map_files (when
     // the process may open it: root, or CAP_SYS_ADMIN).
     char mapped[64];
-    format(mapped, sizeof mapped, "/proc/self/map_files/%lx-%lx", static_cast<unsigned long>(mod.image_start),
+    format(mapped, sizeof mapped, "/proc/thread-self/map_files/%lx-%lx", static_cast<unsigned long>(mod.image_start),
            static_cast<unsigned long>(mod.image_end));
     index_path(f, mapped, mod.build_id);
   }

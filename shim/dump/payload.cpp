@@ -299,7 +299,7 @@ void put_records(PayloadBuilder& b, const Selection& s) {
 
 bool payload_init() {
   g_symbols = new (g_symbols_storage) SymbolResolver();
-  g_last_total = static_cast<uint64_t*>(map_pages(sizeof(uint64_t) * kMaxStacks, true));
+  g_last_total = static_cast<uint64_t*>(map_pages_wiped_on_fork(sizeof(uint64_t) * kMaxStacks));
   g_known = static_cast<ModuleInfo*>(map_pages(sizeof(ModuleInfo) * kMaxKnownModules, true));
   return g_last_total && g_known;
 }

@@ -74,22 +74,28 @@ void schedule_checkpoint(uint64_t now) {
   checkpoint_set_due(min3(g_next_dump, g_next_trigger, hw));
 }
 
-void schedule_start() {
-  g_interval_ns = static_cast<uint64_t>(g_config.interval_s * 1e9);
-  if (g_interval_ns == 0) g_interval_ns = 1;
-  format(g_trigger_path, sizeof g_trigger_path, "%s/%s", g_config.dir, kTriggerFile);
-  g_trigger_seen_ns = trigger_mtime();  // a trigger older than this process is not for it
-  uint64_t now = mono_ns();
+namespace {
+void install(uint64_t now) {
   g_next_dump = now + g_interval_ns;
   g_next_trigger = now + kTriggerEvery;
   g_next_high_water = now + kHighWaterEvery;
   checkpoint_install(schedule_checkpoint, min3(g_next_dump, g_next_trigger, high_water_enabled() ? g_next_high_water : UINT64_MAX));
 }
+}  // namespace
+
+void schedule_start() {
+  g_interval_ns = static_cast<uint64_t>(g_config.interval_s * 1e9);
+  if (g_interval_ns == 0) g_interval_ns = 1;
+  format(g_trigger_path, sizeof g_trigger_path, "%s/%s", g_config.dir, kTriggerFile);
+  g_trigger_seen_ns = trigger_mtime();  // a trigger older than this process is not for it
+  install(mono_ns());
+}
 
 void schedule_after_fork_child() {
-  // A process of its own: its first dump one interval from now.
+  // A process of its own: its first dump one interval from now. (The
+  // trigger last answered is the parent's: no file is looked at here.)
   g_last_high_water_dump = 0;
-  schedule_start();
+  install(mono_ns());
 }
 
 }  // namespace leakwatch::shim

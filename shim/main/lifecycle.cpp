@@ -6,7 +6,8 @@
 //                whether this process is profiled, reserve the tables,
 //                install the checkpoint (dump/schedule.h).
 //   fork:        the child is a process of its own (new identity, files and
-//                schedule) and keeps the records of the heap it inherited.
+//                schedule) and accounts for what it allocates from the fork
+//                on (the tables wiped on fork: record/stack_table.h).
 //   destructor:  the final dump, at normal exit.
 //
 // The fork handlers hold no lock across fork: a prepare handler that takes
@@ -51,8 +52,9 @@ void after_fork_parent() {
 void after_fork_child() {
   capture_fork_child();
   g_stacks.after_fork_child();
+  g_samples.after_fork_child();
   reset_all_once();
-  identity_collect(&g_identity);
+  identity_after_fork(&g_identity);
   writer_after_fork_child();
   schedule_after_fork_child();
   --t_state.guard;

@@ -6,7 +6,8 @@ namespace leakwatch::shim {
 
 bool SampledSet::init(int log2_buckets) {
   uint64_t n = uint64_t{1} << log2_buckets;
-  buckets_ = static_cast<Bucket*>(map_pages(n * sizeof(Bucket), /*noreserve=*/true));
+  // Wiped on fork: a child's sampled set starts empty (stack_table.h says why).
+  buckets_ = static_cast<Bucket*>(map_pages_wiped_on_fork(n * sizeof(Bucket)));
   if (!buckets_) return false;
   mask_ = n - 1;
   return true;

@@ -58,6 +58,10 @@ class SampledSet {
     return n;
   }
   uint64_t capacity() const { return buckets_ ? (mask_ + 1) * kSlots : 0; }
+  // In a fork child: the buckets read as zeros (wiped on fork); so must the count.
+  void after_fork_child() {
+    for (auto& l : live_) l.n.store(0, std::memory_order_relaxed);
+  }
 
  private:
   static constexpr int kSlots = 7;

@@ -21,7 +21,8 @@ bool StackTable::init(uint32_t max_stacks) {
   while (index_cap < uint64_t{max_stacks} * 2) index_cap <<= 1;
   entries_ = static_cast<StackEntry**>(map_pages(sizeof(StackEntry*) * max_stacks, true));
   index_ = static_cast<std::atomic<uint32_t>*>(map_pages(sizeof(uint32_t) * index_cap, true));
-  if (!entries_ || !index_) return false;
+  counters_ = static_cast<StackCounters*>(map_pages_wiped_on_fork(sizeof(StackCounters) * kShards * max_stacks));
+  if (!entries_ || !index_ || !counters_) return false;
   index_mask_ = index_cap - 1;
   // Id 0: the "[other]" stack, where samples go once the table is full.
   entries_[0] = make(nullptr, 0, 0, 0);
@@ -33,7 +34,7 @@ bool StackTable::init(uint32_t max_stacks) {
 StackEntry* StackTable::make(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint32_t id) {
   void* mem = arena_.alloc(sizeof(StackEntry) + depth * sizeof(uintptr_t), alignof(StackEntry));
   if (!mem) return nullptr;
-  auto* e = new (mem) StackEntry{hash, id, depth, {}};
+  auto* e = new (mem) StackEntry{hash, id, depth, counters_ + std::size_t{id} * kShards};
   if (depth) std::memcpy(e->frames, frames, depth * sizeof(uintptr_t));
   return e;
 }
@@ -76,7 +77,7 @@ uint32_t StackTable::intern(const uintptr_t* frames, uint32_t depth) {
 }
 
 void StackTable::on_alloc(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {
-  StackCounters& c = entries_[id]->shard[thread_shard()];
+  StackCounters& c = counters_[std::size_t{id} * kShards + thread_shard()];
   c.live_bytes.fetch_add(bytes_w, std::memory_order_relaxed);
   c.live_count_fp.fetch_add(count_fp, std::memory_order_relaxed);
   c.alloc_bytes.fetch_add(bytes_w, std::memory_order_relaxed);
@@ -86,9 +87,8 @@ void StackTable::on_alloc(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {
 }
 
 void StackTable::on_free(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {
-  StackEntry* e = get(id);
-  if (!e) return;
-  StackCounters& c = e->shard[thread_shard()];
+  if (id >= count()) return;
+  StackCounters& c = counters_[std::size_t{id} * kShards + thread_shard()];
   c.live_bytes.fetch_sub(bytes_w, std::memory_order_relaxed);
   c.live_count_fp.fetch_sub(count_fp, std::memory_order_relaxed);
   c.live_samples.fetch_sub(1, std::memory_order_relaxed);
@@ -99,9 +99,8 @@ void StackTable::on_free(uint32_t id, uint64_t bytes_w, uint64_t count_fp) {
 namespace leakwatch::shim {
 
 void StackTable::on_resize(uint32_t id, uint64_t old_b, uint64_t old_c, uint64_t new_b, uint64_t new_c) {
-  StackEntry* e = get(id);
-  if (!e) return;
-  StackCounters& c = e->shard[thread_shard()];
+  if (id >= count()) return;
+  StackCounters& c = counters_[std::size_t{id} * kShards + thread_shard()];
   c.live_bytes.fetch_add(new_b - old_b, std::memory_order_relaxed);  // modular: may shrink
   c.live_count_fp.fetch_add(new_c - old_c, std::memory_order_relaxed);
   if (new_b > old_b) c.alloc_bytes.fetch_add(new_b - old_b, std::memory_order_relaxed);

@@ -10,6 +10,12 @@
 // Counts are kept in fixed point (1/65536) so that a free subtracts exactly
 // what its allocation added.
 //
+// The counters live apart from the entries, in memory marked
+// MADV_WIPEONFORK: a fork child starts counting from zero (its accounting
+// is what it allocates after the fork; its sampled set starts empty too),
+// and the parent's counter updates after a fork never copy pages shared
+// with a child.
+//
 // Thread-safety: intern() finds a known stack without locking and locks
 // only to add a new one; everything else is lock-free.
 // Never calls malloc (memory from mmap).
@@ -43,8 +49,8 @@ struct StackEntry {
   uint64_t hash;
   uint32_t id;
   uint32_t depth;
-  StackCounters shard[kShards];
-  uintptr_t frames[];  // depth return addresses, leaf first
+  StackCounters* shard;  // kShards counters, in the table's counter region
+  uintptr_t frames[];    // depth return addresses, leaf first
 
   // Sums over the shards (relaxed: a dump is a moment, not a transaction).
   uint64_t live_bytes() const { return sum(&StackCounters::live_bytes); }
@@ -57,7 +63,7 @@ struct StackEntry {
  private:
   uint64_t sum(std::atomic<uint64_t> StackCounters::*field) const {
     uint64_t s = 0;
-    for (const auto& c : shard) s += (c.*field).load(std::memory_order_relaxed);
+    for (unsigned i = 0; i < kShards; ++i) s += (shard[i].*field).load(std::memory_order_relaxed);
     return s;
   }
 };
@@ -97,6 +103,7 @@ class StackTable {
   SpinLock lock_;
   Arena arena_;
   StackEntry** entries_ = nullptr;
+  StackCounters* counters_ = nullptr;  // max_stacks x kShards
   std::atomic<uint32_t>* index_ = nullptr;  // open addressing over ids+1 (0 = empty)
   uint64_t index_mask_ = 0;
   uint32_t max_stacks_ = 0;

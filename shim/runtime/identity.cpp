@@ -65,8 +65,17 @@ uint64_t ns_inode(const char* path) {
 
 }  // namespace
 
-long read_small_file(const char* path, char* buf, long cap) {
+int open_proc_self(const char* name) {
+  char path[128];
+  format(path, sizeof path, "/proc/thread-self/%s", name);
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0 || errno != ENOENT) return fd;
+  format(path, sizeof path, "/proc/self/%s", name);
+  return ::open(path, O_RDONLY | O_CLOEXEC);
+}
+
+namespace {
+long read_fd(int fd, char* buf, long cap) {
   if (fd < 0) return -1;
   long total = 0;
   while (total < cap - 1) {
@@ -82,6 +91,10 @@ long read_small_file(const char* path, char* buf, long cap) {
   buf[total] = '\0';
   return total;
 }
+}  // namespace
+
+long read_small_file(const char* path, char* buf, long cap) { return read_fd(::open(path, O_RDONLY | O_CLOEXEC), buf, cap); }
+long read_proc_self(const char* name, char* buf, long cap) { return read_fd(open_proc_self(name), buf, cap); }
 
 void find_container_id(const char* cgroup, const char* mountinfo, char* out, int cap) {
   out[0] = '\0';
@@ -122,12 +135,27 @@ void find_container_id(const char* cgroup, const char* mountinfo, char* out, int
   out[0] = '\0';
 }
 
+namespace {
+uint64_t new_instance(int pid) {
+  uint64_t v;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != sizeof v) v = mono_ns() * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(pid);
+  return v;
+}
+}  // namespace
+
+void identity_after_fork(Identity* id) {
+  id->ppid = id->pid;
+  id->pid = static_cast<int>(::getpid());
+  id->instance = new_instance(id->pid);
+  id->start_mono_ns = mono_ns();
+  id->start_wall_ns = wall_ns();
+}
+
 void identity_collect(Identity* id) {
   std::memset(id, 0, sizeof *id);
   id->pid = static_cast<int>(::getpid());
   id->ppid = static_cast<int>(::getppid());
-  if (getrandom(&id->instance, sizeof id->instance, GRND_NONBLOCK) != sizeof id->instance)
-    id->instance = mono_ns() * 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(id->pid);
+  id->instance = new_instance(id->pid);
   id->start_mono_ns = mono_ns();
 
   ssize_t n = ::readlink("/proc/self/exe", id->exe, sizeof id->exe - 1);

@@ -3,8 +3,8 @@
 // instance id that keeps file names unique when pids repeat across
 // containers sharing one volume.
 //
-// Thread-safety: collect once at start and again in a fork child, before
-// the writer thread runs. Never allocates (reads /proc into static buffers).
+// Thread-safety: collect once at start, refresh in a fork child before it
+// runs any other thread. Never allocates (reads /proc into static buffers).
 #pragma once
 
 #include <cstdint>
@@ -31,9 +31,21 @@ struct Identity {
 extern Identity g_identity;
 
 void identity_collect(Identity* id);
+// In a fork child: a new pid, parent, instance id and start time; the rest
+// (executable, command line, host, container, namespaces) is the parent's.
+// No file is read: most fork children exec or exit at once.
+void identity_after_fork(Identity* id);
 
 // Reads a whole small file into buf (NUL-terminated); returns bytes or -1.
 long read_small_file(const char* path, char* buf, long cap);
+
+// Opens /proc/thread-self/NAME (else /proc/self/NAME, before Linux 3.17)
+// read-only. Not /proc/self: once main() has ended with pthread_exit, the
+// process's /proc/self files (maps, status, mem) read through the exited
+// thread and come back empty.
+int open_proc_self(const char* name);
+// read_small_file of open_proc_self(name).
+long read_proc_self(const char* name, char* buf, long cap);
 
 // Finds a container id in cgroup / mountinfo text ("" if none). Exposed for tests.
 void find_container_id(const char* cgroup, const char* mountinfo, char* out, int cap);

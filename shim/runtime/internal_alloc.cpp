@@ -21,6 +21,16 @@ void* map_pages(std::size_t bytes, bool noreserve) {
   return p;
 }
 
+void* map_pages_wiped_on_fork(std::size_t bytes) {
+  void* p = map_pages(bytes, /*noreserve=*/true);
+  if (p && ::madvise(p, round_pages(bytes), MADV_WIPEONFORK) != 0) {
+    // Kernels before 4.14: the child would inherit the parent's values.
+    unmap_pages(p, bytes);
+    return nullptr;
+  }
+  return p;
+}
+
 void unmap_pages(void* p, std::size_t bytes) {
   if (!p) return;
   bytes = round_pages(bytes);

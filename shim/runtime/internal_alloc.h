@@ -14,6 +14,10 @@ namespace leakwatch::shim {
 // Anonymous private mapping, rounded up to pages; nullptr on failure.
 void* map_pages(std::size_t bytes, bool noreserve = false);
 void unmap_pages(void* p, std::size_t bytes);
+// As map_pages (noreserve), marked MADV_WIPEONFORK: a fork child sees zeros
+// there, and the parent's writes after a fork copy no page. Tables whose
+// contents belong to this process only (counters, the sampled set).
+void* map_pages_wiped_on_fork(std::size_t bytes);
 
 // Total bytes currently mapped by map_pages (for the shim's self-report).
 std::size_t mapped_bytes();

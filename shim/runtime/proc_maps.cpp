@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "shim/runtime/identity.h"
 #include "shim/runtime/safe_read.h"
 
 namespace leakwatch::shim {
@@ -47,9 +48,13 @@ bool parse_map_line(char* line, MapLine* m) {
   return true;
 }
 
-bool for_each_mapping(char* buf, std::size_t cap, MappingFn fn, void* ctx) {
-  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+namespace {
+
+// One pass over the file; returns the number of lines seen, -1 if it cannot be opened.
+long read_mappings(char* buf, std::size_t cap, MappingFn fn, void* ctx) {
+  int fd = open_proc_self("maps");
+  if (fd < 0) return -1;
+  long lines = 0;
   std::size_t have = 0;
   bool eof = false;
   while (!eof || have) {
@@ -66,13 +71,26 @@ bool for_each_mapping(char* buf, std::size_t cap, MappingFn fn, void* ctx) {
     }
     *nl = '\0';
     MapLine m;
-    if (parse_map_line(buf, &m)) fn(m, ctx);
+    if (parse_map_line(buf, &m)) fn(m, ctx), ++lines;
     std::size_t used = static_cast<std::size_t>(nl + 1 - buf);
     std::memmove(buf, nl + 1, have - used);
     have -= used;
   }
   ::close(fd);
-  return true;
+  return lines;
+}
+
+}  // namespace
+
+bool for_each_mapping(char* buf, std::size_t cap, MappingFn fn, void* ctx) {
+  // A live process always has mappings: an empty pass is a failed read
+  // (tried again, in case a racing change of the mappings caused it).
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    long lines = read_mappings(buf, cap, fn, ctx);
+    if (lines < 0) return false;
+    if (lines > 0) return true;
+  }
+  return false;
 }
 
 int read_program_headers(uintptr_t base, Elf64_Phdr* out, int cap) {

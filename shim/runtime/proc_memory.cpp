@@ -40,14 +40,14 @@ void parse_proc_status(const char* text, ProcMemory* m) {
 bool read_proc_memory(ProcMemory* out) {
   char buf[4096];
   *out = ProcMemory{};
-  if (read_small_file("/proc/self/status", buf, sizeof buf) <= 0) return false;
+  if (read_proc_self("status", buf, sizeof buf) <= 0) return false;
   parse_proc_status(buf, out);
   return out->ok;
 }
 
 uint64_t read_rss_bytes() {
   char buf[128];
-  if (read_small_file("/proc/self/statm", buf, sizeof buf) <= 0) return 0;
+  if (read_proc_self("statm", buf, sizeof buf) <= 0) return 0;
   // "size resident shared text lib data dt", in pages.
   const char* p = std::strchr(buf, ' ');
   if (!p) return 0;

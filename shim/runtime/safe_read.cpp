@@ -3,15 +3,18 @@
 #include <atomic>
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "shim/runtime/identity.h"
 
 namespace leakwatch::shim {
 namespace {
 std::atomic<bool> g_vm_readv_refused{false};
 
 bool read_proc_mem(uintptr_t addr, void* out, std::size_t n) {
-  int fd = ::open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+  int fd = open_proc_self("mem");
   if (fd < 0) return false;
   std::size_t got = 0;
   while (got < n) {
@@ -29,7 +32,9 @@ bool safe_read(uintptr_t addr, void* out, std::size_t n) {
   if (n == 0) return true;
   if (!g_vm_readv_refused.load(std::memory_order_relaxed)) {
     struct iovec local{out, n}, remote{reinterpret_cast<void*>(addr), n};
-    ssize_t r = ::process_vm_readv(::getpid(), &local, 1, &remote, 1, 0);
+    // This thread's id, not the process's: once main() has ended with
+    // pthread_exit the process id names a thread without an address space.
+    ssize_t r = ::process_vm_readv(static_cast<pid_t>(::syscall(SYS_gettid)), &local, 1, &remote, 1, 0);
     if (r == static_cast<ssize_t>(n)) return true;
     if (r >= 0 || errno == EFAULT) return false;  // really not mapped
     g_vm_readv_refused.store(true, std::memory_order_relaxed);  // EPERM, ENOSYS: seccomp

@@ -2,7 +2,12 @@
 
 #include <atomic>
 #include <dlfcn.h>
+#include <climits>
+#include <ctime>
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <link.h>
 
 #define UNW_LOCAL_ONLY
@@ -150,7 +155,10 @@ void capture_fork_prepare() {
   }
 }
 
-void capture_fork_parent() { g_fork_pending.store(0, std::memory_order_seq_cst); }
+void capture_fork_parent() {
+  g_fork_pending.store(0, std::memory_order_seq_cst);
+  syscall(SYS_futex, reinterpret_cast<int*>(&g_fork_pending), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+}
 
 void capture_fork_child() {
   int others = g_trace_cache_threads.load(std::memory_order_relaxed) - (t_has_trace_cache ? 1 : 0);
@@ -182,13 +190,16 @@ int capture_stack(uintptr_t* frames, int max_frames) {
     t_unwinding = kEntering;
     unwinding.fetch_sub(1, std::memory_order_seq_cst);
     t_unwinding = kOutside;
-    // Wait a little for the fork to finish, but never long: this thread may
-    // hold a lock of the host's (a FILE's, inside getline's realloc) that
-    // the fork itself is waiting for. Then the sample keeps no stack.
+    // Wait for the fork to finish, asleep (spinning would take the CPU the
+    // fork needs), but never long: this thread may hold a lock of the
+    // host's (a FILE's, inside getline's realloc) that the fork itself is
+    // waiting for. Then the sample keeps no stack.
     uint64_t give_up = mono_ns() + kPendingWaitNs;
-    while (g_fork_pending.load(std::memory_order_relaxed)) {
-      if (mono_ns() >= give_up) return 0;
-      sched_yield();
+    while (g_fork_pending.load(std::memory_order_acquire)) {
+      uint64_t now = mono_ns();
+      if (now >= give_up) return 0;
+      struct timespec left = {0, static_cast<long>(give_up - now)};
+      syscall(SYS_futex, reinterpret_cast<int*>(&g_fork_pending), FUTEX_WAIT_PRIVATE, 1, &left, nullptr, 0);
     }
   }
   int depth = 0;

@@ -58,7 +58,8 @@ void add(const MappedObject& o, void* arg) {
 Snapshot* build() {
   auto* s = static_cast<Snapshot*>(map_pages(sizeof(Snapshot), /*noreserve=*/true));
   auto* scratch = static_cast<char*>(map_pages(kObjectScratch));
-  bool ok = s && scratch && for_each_object(scratch, add, nullptr, s);
+  // A live process has objects: an empty walk is a failed read, never the truth.
+  bool ok = s && scratch && for_each_object(scratch, add, nullptr, s) && s->count > 0;
   unmap_pages(scratch, kObjectScratch);
   if (!ok) {
     unmap_pages(s, sizeof(Snapshot));
