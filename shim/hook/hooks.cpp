@@ -5,7 +5,10 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <cstdarg>
 #include <cstdint>
+#include <sys/syscall.h>
+#include <sys/types.h>
 
 #include <dlfcn.h>
 
@@ -13,6 +16,7 @@
 #include "shim/hook/real_functions.h"
 #include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
+#include "shim/runtime/safe_read.h"
 #include "shim/sample/sampler.h"
 #include "shim/stack/capture.h"
 #include "shim/stack/loaded_objects.h"
@@ -221,6 +225,43 @@ LW_EXPORT int dlclose(void* handle) {
   if (LW_UNLIKELY(g_real.dlclose == nullptr)) resolve_real_functions();
   loaded_objects_changed();
   return g_real.dlclose(handle);
+}
+
+LW_EXPORT int pipe2(int* fds, int flags) {
+  if (LW_UNLIKELY(capture_in_progress())) {
+    errno = EMFILE;
+    return -1;
+  }
+  if (LW_UNLIKELY(g_real.pipe2 == nullptr)) resolve_real_functions();
+  return g_real.pipe2(fds, flags);
+}
+
+LW_EXPORT ssize_t read(int fd, void* buf, size_t n) {
+  if (LW_UNLIKELY(fd < 0) && capture_in_progress()) {
+    errno = EAGAIN;  // "the validation pipe is empty": libunwind goes on to write
+    return -1;
+  }
+  if (LW_UNLIKELY(g_real.read == nullptr)) resolve_real_functions();
+  return g_real.read(fd, buf, n);
+}
+
+LW_EXPORT long syscall(long number, ...) {
+  // Up to six arguments, as the kernel takes; those the caller did not
+  // pass are read but never used.
+  va_list ap;
+  va_start(ap, number);
+  long a[6];
+  for (long& x : a) x = va_arg(ap, long);
+  va_end(ap);
+  // The descriptor is an int (passed zero-extended, as the kernel reads it).
+  if (LW_UNLIKELY(number == SYS_write && static_cast<int>(a[0]) < 0) && capture_in_progress()) {
+    char byte;
+    if (a[2] == 0 || safe_read(static_cast<uintptr_t>(a[1]), &byte, 1)) return a[2] ? 1 : 0;
+    errno = EFAULT;
+    return -1;
+  }
+  if (LW_UNLIKELY(g_real.syscall == nullptr)) resolve_real_functions();
+  return g_real.syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
 LW_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info*, size_t, void*), void* data) {

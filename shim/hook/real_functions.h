@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <link.h>  // struct dl_phdr_info, in hooked_symbols.def
+#include <sys/types.h>  // ssize_t
 
 namespace leakwatch::shim {
 

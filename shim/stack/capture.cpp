@@ -125,7 +125,11 @@ int unwind_frames(uintptr_t* frames, int max_frames) {
 void capture_init() {
   dl_iterate_phdr(find_self, reinterpret_cast<void*>(&capture_init));
   loaded_objects_init();
+  // libunwind initialises itself here: as inside any unwind, its calls to
+  // dl_iterate_phdr and pipe2 are the shim's to answer (hooks.cpp).
+  t_unwinding = kCounted;
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+  t_unwinding = kOutside;
 }
 
 void capture_fork_prepare() {
