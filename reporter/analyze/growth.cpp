@@ -660,6 +660,64 @@ double detection_floor_bytes_per_s(double sample_bytes, double duration_s, std::
   return hi * sample_bytes;
 }
 
+namespace {
+
+// The verdict of pooled results: growing on pooled evidence or on one strong
+// process; otherwise the most common verdict among the parts.
+void decide_pooled(const std::vector<GrowthResult>& parts, std::size_t pooled, std::size_t analysed,
+                   double best_growing_z, const char* pooled_reason, GrowthResult* out) {
+  double z_pooled = -std::numeric_limits<double>::infinity();
+  if (pooled > 0) z_pooled = growth_evidence(out->overall, out->early, out->recent);
+  const double p_pooled = pooled > 0 ? upper_tail(z_pooled) : 1.0;
+  const double p_best =
+      analysed > 0 && std::isfinite(best_growing_z)
+          ? std::min(1.0, static_cast<double>(analysed) * upper_tail(best_growing_z))
+          : 1.0;
+  const double p = std::min(p_pooled, p_best);
+  out->z = pooled > 0 ? z_pooled : best_growing_z;
+  if (!std::isfinite(out->z)) out->z = 0;
+  if (p <= upper_tail(kZGrowing)) {
+    out->verdict = Verdict::growing;
+    out->confidence = capped(1.0 - p);
+    out->reason = p == p_pooled ? pooled_reason : "keeps growing (in at least one process)";
+    return;
+  }
+  // Not growing: the most common verdict among the parts that have one.
+  const Verdict order[] = {Verdict::plateau, Verdict::transient, Verdict::stable};
+  std::size_t best_count = 0;
+  Verdict best = Verdict::insufficient;
+  for (Verdict v : order) {
+    std::size_t c = 0;
+    for (const GrowthResult& g : parts) c += g.verdict == v;
+    if (c > best_count) best_count = c, best = v;
+  }
+  out->verdict = best;
+  if (best == Verdict::insufficient) {
+    out->confidence = 0;
+    out->reason = "no process has enough evidence";
+    return;
+  }
+  double conf = 0;
+  for (const GrowthResult& g : parts)
+    if (g.verdict == best) {
+      conf += g.confidence;
+      out->reason = g.reason;
+    }
+  out->confidence = conf / static_cast<double>(best_count);
+}
+
+// A part whose trends can be pooled: growing or individually inconclusive
+// (stable/insufficient below 3 sigma -- not plateau or transient, whose
+// shape explains their trend), with finite errors on all three windows.
+bool poolable(const GrowthResult& g) {
+  const bool inconclusive = (g.verdict == Verdict::stable || g.verdict == Verdict::insufficient) && g.z < kZGrowing;
+  const bool usable = std::isfinite(g.overall.se) && std::isfinite(g.early.se) && std::isfinite(g.recent.se) &&
+                      g.overall.points >= 3;
+  return usable && (g.verdict == Verdict::growing || inconclusive);
+}
+
+}  // namespace
+
 GrowthResult combine(const std::vector<GrowthResult>& per_process) {
   GrowthResult out;
   if (per_process.empty()) {
@@ -679,11 +737,7 @@ GrowthResult combine(const std::vector<GrowthResult>& per_process) {
     pts_rec += g.recent.points;
     if (g.overall.points >= 3) ++analysed;
     if (g.verdict == Verdict::growing) best_growing_z = std::max(best_growing_z, g.z);
-    const bool inconclusive =
-        (g.verdict == Verdict::stable || g.verdict == Verdict::insufficient) && g.z < kZGrowing;
-    const bool usable = std::isfinite(g.overall.se) && std::isfinite(g.early.se) &&
-                        std::isfinite(g.recent.se) && g.overall.points >= 3;
-    if (usable && (g.verdict == Verdict::growing || inconclusive)) {
+    if (poolable(g)) {
       ++pooled;
       s_all += g.overall.slope;
       v_all += g.overall.se * g.overall.se;
@@ -700,47 +754,51 @@ GrowthResult combine(const std::vector<GrowthResult>& per_process) {
   out.overall = {s_all, std::sqrt(v_all), pts_all};
   out.early = {s_early, std::sqrt(v_early), pts_early};
   out.recent = {s_rec, std::sqrt(v_rec), pts_rec};
+  decide_pooled(per_process, pooled, analysed, best_growing_z, "keeps growing (pooled over processes)", &out);
+  return out;
+}
 
-  double z_pooled = -std::numeric_limits<double>::infinity();
-  if (pooled > 0) z_pooled = growth_evidence(out.overall, out.early, out.recent);
-  const double p_pooled = pooled > 0 ? upper_tail(z_pooled) : 1.0;
-  const double p_best =
-      analysed > 0 && std::isfinite(best_growing_z)
-          ? std::min(1.0, static_cast<double>(analysed) * upper_tail(best_growing_z))
-          : 1.0;
-  const double p = std::min(p_pooled, p_best);
-  out.z = pooled > 0 ? z_pooled : best_growing_z;
-  if (!std::isfinite(out.z)) out.z = 0;
-  if (p <= upper_tail(kZGrowing)) {
-    out.verdict = Verdict::growing;
-    out.confidence = capped(1.0 - p);
-    out.reason = p == p_pooled ? "keeps growing (pooled over processes)"
-                               : "keeps growing (in at least one process)";
+GrowthResult combine_incarnations(const std::vector<GrowthResult>& in_order) {
+  if (in_order.size() == 1) return in_order.front();
+  GrowthResult out;
+  if (in_order.empty()) {
+    out.reason = "no processes";
     return out;
   }
-
-  // Not growing: the most common verdict among processes that have one.
-  const Verdict order[] = {Verdict::plateau, Verdict::transient, Verdict::stable};
-  std::size_t best_count = 0;
-  Verdict best = Verdict::insufficient;
-  for (Verdict v : order) {
-    std::size_t c = 0;
-    for (const GrowthResult& g : per_process) c += g.verdict == v;
-    if (c > best_count) best_count = c, best = v;
-  }
-  out.verdict = best;
-  if (best == Verdict::insufficient) {
-    out.confidence = 0;
-    out.reason = "no process has enough evidence";
-    return out;
-  }
-  double conf = 0;
-  for (const GrowthResult& g : per_process)
-    if (g.verdict == best) {
-      conf += g.confidence;
-      out.reason = g.reason;
+  // Inverse-variance weighted means, window by window, over the poolable parts.
+  struct Mean {
+    double sw = 0, sws = 0;
+    std::size_t pts = 0;
+    void add(const Trend& t) {
+      double w = 1.0 / (t.se * t.se);
+      sw += w, sws += w * t.slope, pts += t.points;
     }
-  out.confidence = conf / static_cast<double>(best_count);
+    Trend trend() const { return sw > 0 ? Trend{sws / sw, 1.0 / std::sqrt(sw), pts} : Trend{0, 0, pts}; }
+  } all, early, rec;
+  double rate_w = 0, rate_ws = 0, rate_sum = 0;
+  std::size_t pooled = 0, analysed = 0;
+  double best_growing_z = -std::numeric_limits<double>::infinity();
+  for (const GrowthResult& g : in_order) {
+    rate_sum += g.growth_bytes_per_s;
+    const double se = (g.slope_high - g.slope_low) / (2.0 * kZ95);
+    if (std::isfinite(se) && se > 0) rate_w += 1 / (se * se), rate_ws += g.growth_bytes_per_s / (se * se);
+    if (g.overall.points >= 3) ++analysed;
+    if (g.verdict == Verdict::growing) best_growing_z = std::max(best_growing_z, g.z);
+    if (poolable(g) && g.overall.se > 0 && g.early.se > 0 && g.recent.se > 0) {
+      ++pooled;
+      all.add(g.overall);
+      early.add(g.early);
+      rec.add(g.recent);
+    }
+  }
+  out.growth_bytes_per_s = rate_w > 0 ? rate_ws / rate_w : rate_sum / static_cast<double>(in_order.size());
+  const double se = rate_w > 0 ? 1.0 / std::sqrt(rate_w) : std::numeric_limits<double>::infinity();
+  out.slope_low = out.growth_bytes_per_s - kZ95 * se;
+  out.slope_high = out.growth_bytes_per_s + kZ95 * se;
+  out.overall = all.trend();
+  out.early = early.trend();
+  out.recent = rec.trend();
+  decide_pooled(in_order, pooled, analysed, best_growing_z, "keeps growing (in each incarnation)", &out);
   return out;
 }
 

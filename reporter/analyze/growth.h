@@ -183,4 +183,16 @@ double detection_floor_bytes_per_s(double sample_bytes, double duration_s, std::
 // combine({r}) reproduces r's verdict and confidence.
 GrowthResult combine(const std::vector<GrowthResult>& per_process);
 
+// One service restarted (an OOM-kill loop, a crash, a deploy of the same
+// build): processes that ran one after another, each measuring the same
+// per-process leak. Their rates are AVERAGED, not summed: each window's
+// slope is the inverse-variance weighted mean of the incarnations' slopes,
+// with the standard error of that mean; growing when the pooled evidence
+// (the same rule as per process) reaches 3 sigma, or when one incarnation
+// is growing strongly enough after the Bonferroni correction (as combine()).
+// Otherwise the most common verdict, as combine(). growth_bytes_per_s is
+// the weighted mean of the incarnations' reported rates (their plain mean
+// when none has a finite interval). combine_incarnations({r}) reproduces r.
+GrowthResult combine_incarnations(const std::vector<GrowthResult>& in_order);
+
 }  // namespace leakwatch::analyze

@@ -223,6 +223,17 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
       else if (key == "hostname") d.hostname = sval;
       else if (key == "container_id") d.container_id = sval;
       else if (key == "shim_version") d.shim_version = sval;
+      else if (key == "boot_id") d.boot_id = sval;
+      else if (key == "reason") d.reason = sval;
+      else if (key == "retention_level") d.retention_level = u;
+      else if (key == "rss_bytes") d.memory.rss = u;
+      else if (key == "rss_anon_bytes") d.memory.rss_anon = u;
+      else if (key == "rss_file_bytes") d.memory.rss_file = u;
+      else if (key == "rss_shmem_bytes") d.memory.rss_shmem = u;
+      else if (key == "rss_peak_bytes") d.memory.rss_peak = u;
+      else if (key == "swap_bytes") d.memory.swap = u;
+      else if (key == "vm_size_bytes") d.memory.vm_size = u;
+      else if (key == "threads") d.memory.threads = u;
       else
         d.extra.emplace_back(key, f.type == fmtx::kString ? sval
                                   : f.type == fmtx::kF64  ? absl::StrCat(fval)

@@ -36,6 +36,12 @@ struct Record {
   uint64_t live_samples = 0, total_samples = 0;
 };
 
+// The process's memory as the kernel saw it at the dump (0: not recorded,
+// as by dumps of format 1.0).
+struct MemoryFacts {
+  uint64_t rss = 0, rss_anon = 0, rss_file = 0, rss_shmem = 0, rss_peak = 0, swap = 0, vm_size = 0, threads = 0;
+};
+
 struct Dump {
   std::string file;
   uint16_t major = 0, minor = 0;
@@ -46,7 +52,10 @@ struct Dump {
   uint64_t dropped_samples = 0, records_folded = 0, pid_ns = 0, mnt_ns = 0, shim_mapped_bytes = 0;
   bool final_dump = false;
   double interval_s = 0;
-  std::string exe, argv0, cmdline, hostname, container_id, shim_version;
+  std::string exe, argv0, cmdline, hostname, container_id, shim_version, boot_id;
+  std::string reason;  // periodic, final, trigger, high-water ("" before format 1.1)
+  uint64_t retention_level = 0;
+  MemoryFacts memory;
   std::vector<std::pair<std::string, std::string>> extra;
   std::vector<Module> modules;
   // The dump's string table. Frames refer to it by index: many frames name

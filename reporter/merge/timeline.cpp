@@ -73,6 +73,9 @@ void TimelineBuilder::add(const load::Dump& d) {
     p.cmdline = d.cmdline;
     p.hostname = d.hostname;
     p.container_id = d.container_id;
+    p.boot_id = d.boot_id;
+    for (const auto& m : d.modules)
+      if (m.path == d.exe && !m.build_id.empty()) p.exe_build_id = m.build_id;
     t_.processes.push_back(std::move(p));
   }
   ProcessTimeline& p = t_.processes[pit->second];
@@ -134,6 +137,8 @@ void TimelineBuilder::add(const load::Dump& d) {
   m.sample_bytes = d.sample_bytes;
   m.dropped_samples = d.dropped_samples;
   m.final_dump = d.final_dump;
+  m.reason = d.reason;
+  m.memory = d.memory;
   m.t_s = d.mono_ns >= d.start_mono_ns ? static_cast<double>(d.mono_ns - d.start_mono_ns) / 1e9 : 0;
   p.dumps.push_back(std::move(m));
   p.values.push_back(std::move(vals));

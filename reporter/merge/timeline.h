@@ -62,12 +62,15 @@ struct DumpMeta {
   std::string file;
   uint64_t seq = 0, wall_ns = 0, mono_ns = 0, sample_bytes = 0, dropped_samples = 0;
   bool final_dump = false;
-  double t_s = 0;  // seconds since the shim started in that process
+  std::string reason;  // periodic, final, trigger, high-water ("" in format 1.0)
+  double t_s = 0;      // seconds since the shim started in that process
+  load::MemoryFacts memory;
 };
 
 struct ProcessTimeline {
   uint64_t pid = 0, ppid = 0, instance = 0, start_wall_ns = 0, start_mono_ns = 0;
-  std::string exe, cmdline, hostname, container_id;
+  std::string exe, cmdline, hostname, container_id, boot_id;
+  std::string exe_build_id;  // of the module that is the executable ("" if unknown)
   std::vector<DumpMeta> dumps;             // by sequence (after finish())
   std::vector<std::vector<Value>> values;  // per dump
 };

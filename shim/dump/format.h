@@ -18,7 +18,7 @@ namespace leakwatch::format {
 
 constexpr char kMagic[8] = {'L', 'K', 'W', 'T', 'D', 'U', 'M', 'P'};
 constexpr uint16_t kMajor = 1;
-constexpr uint16_t kMinor = 0;
+constexpr uint16_t kMinor = 1;  // 1.1: reason, retention and memory facts in IDNT; record kinds
 constexpr uint32_t kFlagZlib = 1;
 constexpr const char* kFileSuffix = ".lwdump";
 

@@ -96,7 +96,7 @@ class DumpFiles(lwtest.ShimTestCase):
         victims = os.path.join(self.tmp, "victims")
         os.mkdir(victims)
         b = self.marker_proc(shared, interval=0.25, sample_bytes=4096)
-        first = lwtest.wait_until(lambda: self.regular_dumps(shared), 60, "the first dump")[0]
+        first = b.wait_ticking(lambda: self.regular_dumps(shared), 60, "the first dump")[0]
         prefix = NAME_RE.match(os.path.basename(first)).group(1)
         planted = {}  # link path -> (target, original content or None for dangling)
         for seq in range(3, 11):
@@ -111,9 +111,9 @@ class DumpFiles(lwtest.ShimTestCase):
                 link = os.path.join(shared, name)
                 os.symlink(target, link)
                 planted[link] = (target, content)
-        lwtest.wait_until(lambda: any(int(NAME_RE.match(os.path.basename(p)).group(2)) >= 11
-                                      for p in self.regular_dumps(shared)),
-                          60, "dumps past the planted names")
+        b.wait_ticking(lambda: any(int(NAME_RE.match(os.path.basename(p)).group(2)) >= 11
+                                   for p in self.regular_dumps(shared)),
+                       60, "dumps past the planted names")
         self.assertEqual(b.finish(timeout=60), 0, b.stderr())
         self.assertTrue(b.stdout().startswith(b"ready\nbye "), b.stdout())
         self.assertEqual(b.stderr(), b"", "the shim should write its dumps silently")
@@ -150,7 +150,7 @@ class DumpFiles(lwtest.ShimTestCase):
             b = self.marker_proc(d, interval=0.2)
         finally:
             os.umask(old)
-        lwtest.wait_until(lambda: len(lwtest.list_dumps(d)) >= 2, 60, "two periodic dumps")
+        b.wait_ticking(lambda: len(lwtest.list_dumps(d)) >= 2, 60, "two periodic dumps")
         self.assertEqual(b.finish(timeout=60), 0, b.stderr())
         for sub in (os.path.join(self.tmp, "new"), d):
             self.assertEqual(stat.S_IMODE(os.stat(sub).st_mode), 0o700, sub)
@@ -191,7 +191,7 @@ class DumpFiles(lwtest.ShimTestCase):
         for i in range(rounds):
             b.send(b"more\n")
             lwtest.wait_until(lambda: b.stdout().count(b"more ok\n") >= i + 1, 60, "round %d" % (i + 1))
-        lwtest.wait_until(lambda: len(lwtest.list_dumps(d)) >= 2, 60, "periodic dumps")
+        b.wait_ticking(lambda: len(lwtest.list_dumps(d)) >= 2, 60, "periodic dumps")
         self.assertEqual(b.finish(timeout=60), 0, b.stderr())
 
     def test_no_heap_contents_every_allocation_sampled(self):

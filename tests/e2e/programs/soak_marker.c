@@ -5,8 +5,9 @@
  * bytes that do not contain it, and it is not in argv or the environment.
  * Usage: soak_marker MARKER_XOR_KEY < commands
  *   Prints "ready" once the heap is filled, then reads lines until end of
- *   input: "more" fills and leaks another round (prints "more ok"). At end
- *   of input prints "bye" and exits normally (final dump). */
+ *   input: "more" fills and leaks another round (prints "more ok"); "tick"
+ *   allocates and frees 64 KiB, silently (the shim writes dumps from
+ *   allocations). At end of input prints "bye" and exits normally (final dump). */
 #include <unistd.h>
 
 #include "lw_check.h"
@@ -79,6 +80,13 @@ int main(int argc, char** argv) {
   char line[64];
   uint64_t round = 1;
   while (fgets(line, sizeof line, stdin)) {
+    if (strncmp(line, "tick", 4) == 0) {
+      void* t = malloc(65536);
+      LW_CHECK(t);
+      LW_ESCAPE(t);
+      free(t);
+      continue;
+    }
     if (strncmp(line, "more", 4) == 0) {
       fill_round(++round);
       printf("more ok\n");
