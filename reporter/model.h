@@ -37,7 +37,7 @@ class FrameRef {
 };
 
 struct SitePoint {
-  double t_s;
+  double t_s;  // seconds since Report::start_wall_ns (wall clock: incarnations line up one after another)
   double live_bytes;
 };
 
@@ -48,9 +48,15 @@ struct SiteProcessSeries {
 
 struct Site {
   std::string verdict;  // growing|plateau|stable|transient|insufficient
+  // Per process: a restarted process's incarnations are averaged (each
+  // measures the same leak), concurrent processes averaged too.
   double growth_bytes_per_s = 0;
   double growth_low = 0, growth_high = 0;
-  double live_bytes = 0;  // at each process's last dump, summed
+  // The fleet: the sum over processes alive at once (equal to the above
+  // when they ran one at a time).
+  double fleet_growth_bytes_per_s = 0;
+  size_t concurrent = 1;  // processes with this site alive at once (lanes)
+  double live_bytes = 0;  // at the latest incarnation's last dump, summed over concurrent processes
   double live_count = 0;
   double alloc_bytes = 0;  // cumulative, summed over processes
   double confidence = 0;
@@ -63,7 +69,10 @@ struct Site {
 struct ProcessInfo {
   uint64_t pid = 0;
   uint64_t instance = 0;
+  uint64_t ppid = 0;
   std::string executable;
+  std::string build_id;  // of the executable, "" when unknown
+  std::string boot_id;
   std::string cmdline;
   std::string host;
   std::string container;
@@ -75,6 +84,21 @@ struct ProcessInfo {
   bool final_dump = false;  // exited normally (a final dump exists)
   uint64_t dropped_samples = 0;
   double live_bytes = 0;  // total estimated live heap at the last dump
+  uint64_t dumps_written = 0;  // the last dump's sequence number + 1: more than `dumps` when retention thinned
+  std::string last_reason;     // why the last dump was written (periodic, final, trigger, high-water)
+  // Processes of one executable and build form a service; within it,
+  // processes never alive at the same time share a lane (one after another:
+  // restarts, an OOM-kill loop), and are its incarnations, in order.
+  size_t service = 0, lane = 0, incarnation = 0;
+};
+
+// One executable and build, and the processes that ran it.
+struct ServiceInfo {
+  std::string executable;
+  std::string build_id;
+  std::vector<size_t> processes;  // indices into Report::processes, by start
+  size_t lanes = 0;               // the most processes alive at once
+  size_t incarnations = 0;        // the longest run of restarts in one lane
 };
 
 // A module (executable or shared library) that site frames name, with its
@@ -87,12 +111,15 @@ struct ModuleInfo {
 struct Report {
   std::vector<Site> sites;
   std::vector<ProcessInfo> processes;
+  std::vector<ServiceInfo> services;
+  uint64_t start_wall_ns = 0, end_wall_ns = 0;  // first and last dump read, wall clock
   std::vector<ModuleInfo> modules;  // by path; the first build-id seen for a path
   double detection_floor_bytes_per_s = 0;
   std::vector<std::string> warnings;
   size_t files_seen = 0;
   size_t dumps_read = 0;
-  double duration_s = 0;
+  double duration_s = 0;  // end - start: the wall-clock span of all the dumps read
+  double longest_process_s = 0;
 };
 
 }  // namespace leakwatch

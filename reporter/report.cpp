@@ -2,20 +2,42 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
 #include <cmath>
+#include <fnmatch.h>
+#include <map>
+#include <thread>
 #include <unordered_map>
 
 #include "absl/container/node_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "reporter/analyze/growth.h"
 #include "reporter/import/heap_profile.h"
-#include "reporter/load/dump_reader.h"
 #include "reporter/merge/timeline.h"
 #include "reporter/symbolize/site_symbols.h"
 
 namespace leakwatch {
+
+bool Selection::selects_all() const {
+  return pids.empty() && instances.empty() && hosts.empty() && containers.empty() && exes.empty() &&
+         since_wall_ns == 0 && until_wall_ns == UINT64_MAX;
+}
+
+bool Selection::wants(const load::Dump& d) const {
+  auto any = [](const auto& list, auto pred) {
+    return list.empty() || std::any_of(list.begin(), list.end(), pred);
+  };
+  std::string base = d.exe.substr(d.exe.rfind('/') + 1);
+  return any(pids, [&](uint64_t p) { return p == d.pid; }) &&
+         any(instances, [&](uint64_t i) { return i == d.instance; }) &&
+         any(hosts, [&](const std::string& h) { return h == d.hostname; }) &&
+         any(containers, [&](const std::string& c) { return !d.container_id.empty() && absl::StartsWith(d.container_id, c); }) &&
+         any(exes, [&](const std::string& g) {
+           return fnmatch(g.c_str(), d.exe.c_str(), 0) == 0 || fnmatch(g.c_str(), base.c_str(), 0) == 0;
+         }) &&
+         d.wall_ns >= since_wall_ns && d.wall_ns <= until_wall_ns;
+}
 
 namespace {
 
@@ -47,10 +69,9 @@ size_t dumps_in_trend(const merge::ProcessTimeline& p) {
   return nd >= 4 && p.dumps.back().final_dump ? nd - 1 : nd;
 }
 
-}  // namespace
-
-absl::StatusOr<Report> build_report(const ReportOptions& opt) {
-  Report report;
+// Step 1: every dump file (and imported heap profile) the selection wants,
+// read in parallel and merged in order.
+absl::StatusOr<merge::Timeline> load_timeline(const ReportOptions& opt, Report* report) {
   auto files = load::list_dump_files(opt.inputs);
   if (!files.ok()) return files.status();
   // jemalloc and gperftools heap profiles go through reporter/import/.
@@ -58,12 +79,13 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
   if (files->empty() && heap_files.empty())
     return absl::NotFoundError(absl::StrCat("no dump files (*.lwdump, or jemalloc/gperftools *.heap) in ",
                                             absl::StrJoin(opt.inputs, ", ")));
-  report.files_seen = files->size() + heap_files.size();
+  report->files_seen = files->size() + heap_files.size();
 
   // Files are read and checked in parallel, two per thread at a time (a
   // parsed dump can take a few hundred MB at the format's limits), and
   // merged in order on this thread.
   merge::TimelineBuilder builder;
+  size_t selected_out = 0;
   const size_t batch = 2 * worker_threads();
   for (size_t at = 0; at < files->size(); at += batch) {
     size_t n = std::min(batch, files->size() - at);
@@ -71,160 +93,276 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
     parallel_for(n, [&](size_t i) { loaded[i] = load::read_dump((*files)[at + i]); }, 2);
     for (auto& d : loaded) {
       if (!d.ok()) {
-        report.warnings.push_back(absl::StrCat("skipping ", d.status().message()));
+        report->warnings.push_back(absl::StrCat("skipping ", d.status().message()));
+        continue;
+      }
+      if (!opt.select.wants(*d)) {
+        ++selected_out;
         continue;
       }
       builder.add(*d);
-      ++report.dumps_read;
+      ++report->dumps_read;
     }
   }
   import::ParseOptions import_options;
   import_options.root = opt.symbols.root;
   import::import_heap_profiles(heap_files, import_options, [&](const load::Dump& d) {
+    if (!opt.select.wants(d)) return void(++selected_out);
     builder.add(d);
-    ++report.dumps_read;
-  }, &report.warnings);
-  if (report.dumps_read == 0)
-    return absl::DataLossError(absl::StrCat("none of the ", report.files_seen, " dump files could be read (",
-                                            report.warnings.empty() ? "" : report.warnings.front(), ")"));
+    ++report->dumps_read;
+  }, &report->warnings);
+  if (report->dumps_read == 0 && selected_out > 0)
+    return absl::NotFoundError(absl::StrCat("none of the ", selected_out,
+                                            " dumps read matches the selection (--pid, --instance, --host, "
+                                            "--container, --exe, --since, --until)"));
+  if (report->dumps_read == 0)
+    return absl::DataLossError(absl::StrCat("none of the ", report->files_seen, " dump files could be read (",
+                                            report->warnings.empty() ? "" : report->warnings.front(), ")"));
   merge::Timeline t = builder.finish();
   if (t.sites_folded)
-    report.warnings.push_back(absl::StrCat("more than ", merge::Timeline::kMaxSites, " distinct call stacks: ",
-                                           t.sites_folded, " more stack records were counted as [other]"));
-  {
-    std::unordered_map<std::string, bool> seen;
-    for (const auto& m : t.modules)
-      if (!m.path.empty() && seen.try_emplace(m.path, true).second) report.modules.push_back({m.path, m.build_id});
-  }
+    report->warnings.push_back(absl::StrCat("more than ", merge::Timeline::kMaxSites, " distinct call stacks: ",
+                                            t.sites_folded, " more stack records were counted as [other]"));
+  std::unordered_map<std::string, bool> seen;
+  for (const auto& m : t.modules)
+    if (!m.path.empty() && seen.try_emplace(m.path, true).second) report->modules.push_back({m.path, m.build_id});
+  return t;
+}
 
-  // Processes.
-  double max_duration = 0;
-  size_t max_dumps = 0;
+ProcessInfo describe_process(const merge::ProcessTimeline& p) {
+  ProcessInfo pi;
+  pi.pid = p.pid;
+  pi.instance = p.instance;
+  pi.ppid = p.ppid;
+  pi.executable = p.exe;
+  pi.build_id = p.exe_build_id;
+  pi.boot_id = p.boot_id;
+  pi.cmdline = p.cmdline;
+  pi.host = p.hostname;
+  pi.container = p.container_id;
+  pi.start_wall_ns = p.start_wall_ns;
+  pi.dumps = p.dumps.size();
+  pi.first_dump_wall_ns = p.dumps.front().wall_ns;
+  pi.last_dump_wall_ns = p.dumps.back().wall_ns;
+  pi.duration_s = p.dumps.back().t_s;
+  pi.sample_bytes = p.dumps.back().sample_bytes;
+  pi.final_dump = p.dumps.back().final_dump;
+  pi.dropped_samples = p.dumps.back().dropped_samples;
+  pi.dumps_written = p.dumps.back().seq + 1;
+  pi.last_reason = p.dumps.back().reason;
+  for (const auto& v : p.values[dumps_in_trend(p) - 1]) pi.live_bytes += v.live_bytes;
+  return pi;
+}
+
+// Services (one executable and build) and, within each, lanes: processes
+// that never ran at the same time follow one another in a lane (restarts);
+// processes alive at once take different lanes (replicas, fork children).
+void assign_services(Report* r) {
+  std::map<std::pair<std::string, std::string>, size_t> service_of;
+  for (size_t i = 0; i < r->processes.size(); ++i) {
+    ProcessInfo& p = r->processes[i];
+    auto [it, fresh] = service_of.try_emplace({p.executable, p.build_id}, r->services.size());
+    if (fresh) r->services.push_back(ServiceInfo{p.executable, p.build_id, {}, 0, 0});
+    p.service = it->second;
+    r->services[it->second].processes.push_back(i);
+  }
+  for (ServiceInfo& s : r->services) {
+    std::stable_sort(s.processes.begin(), s.processes.end(), [&](size_t a, size_t b) {
+      return r->processes[a].first_dump_wall_ns < r->processes[b].first_dump_wall_ns;
+    });
+    std::vector<uint64_t> lane_end;   // last dump of each lane's latest process
+    std::vector<size_t> lane_count;
+    for (size_t pi : s.processes) {
+      ProcessInfo& p = r->processes[pi];
+      // The lane whose latest process ended last before this one began.
+      size_t best = lane_end.size();
+      for (size_t l = 0; l < lane_end.size(); ++l)
+        if (lane_end[l] < p.first_dump_wall_ns && (best == lane_end.size() || lane_end[l] > lane_end[best])) best = l;
+      if (best == lane_end.size()) lane_end.push_back(0), lane_count.push_back(0);
+      lane_end[best] = p.last_dump_wall_ns;
+      p.lane = best;
+      p.incarnation = lane_count[best]++;
+      s.incarnations = std::max(s.incarnations, lane_count[best]);
+    }
+    s.lanes = lane_end.size();
+  }
+}
+
+// Step 2: the processes, their services and lanes, the report's span and
+// its detection floor.
+void describe_processes(const merge::Timeline& t, Report* report) {
   uint64_t sample_bytes = 0;
+  size_t longest_dumps = 0;
   for (const auto& p : t.processes) {
-    ProcessInfo pi;
-    pi.pid = p.pid;
-    pi.instance = p.instance;
-    pi.executable = p.exe;
-    pi.cmdline = p.cmdline;
-    pi.host = p.hostname;
-    pi.container = p.container_id;
-    pi.start_wall_ns = p.start_wall_ns;
-    pi.dumps = p.dumps.size();
-    pi.first_dump_wall_ns = p.dumps.front().wall_ns;
-    pi.last_dump_wall_ns = p.dumps.back().wall_ns;
-    pi.duration_s = p.dumps.back().t_s;
-    pi.sample_bytes = p.dumps.back().sample_bytes;
-    pi.final_dump = p.dumps.back().final_dump;
-    pi.dropped_samples = p.dumps.back().dropped_samples;
-    for (const auto& v : p.values[dumps_in_trend(p) - 1]) pi.live_bytes += v.live_bytes;
+    ProcessInfo pi = describe_process(p);
     if (pi.dropped_samples)
-      report.warnings.push_back(absl::StrCat("process ", pi.pid, " (", pi.executable, ") dropped ", pi.dropped_samples,
-                                             " samples: its sample table was full, estimates are low"));
-    if (pi.duration_s > max_duration || (pi.duration_s == max_duration && pi.dumps > max_dumps)) {
-      max_duration = pi.duration_s;
-      max_dumps = pi.dumps;
+      report->warnings.push_back(absl::StrCat("process ", pi.pid, " (", pi.executable, ") dropped ", pi.dropped_samples,
+                                              " samples: its sample table was full, estimates are low"));
+    if (pi.duration_s > report->longest_process_s ||
+        (pi.duration_s == report->longest_process_s && pi.dumps > longest_dumps)) {
+      report->longest_process_s = pi.duration_s;
+      longest_dumps = pi.dumps;
       sample_bytes = pi.sample_bytes;
     }
-    report.processes.push_back(std::move(pi));
+    if (!report->start_wall_ns || pi.first_dump_wall_ns < report->start_wall_ns) report->start_wall_ns = pi.first_dump_wall_ns;
+    report->end_wall_ns = std::max(report->end_wall_ns, pi.last_dump_wall_ns);
+    report->processes.push_back(std::move(pi));
   }
-  report.duration_s = max_duration;
-  report.detection_floor_bytes_per_s = analyze::detection_floor_bytes_per_s(
-      static_cast<double>(sample_bytes), max_duration, max_dumps);
+  report->duration_s = static_cast<double>(report->end_wall_ns - report->start_wall_ns) / 1e9;
+  // The floor of one process's trend: incarnations pooled can do better.
+  report->detection_floor_bytes_per_s = analyze::detection_floor_bytes_per_s(
+      static_cast<double>(sample_bytes), report->longest_process_s, longest_dumps);
+  assign_services(report);
+}
 
-  // Symbolize raw sites; sites whose readable frames are the same merge.
-  symbolize::SiteSymbolizer sym(opt.symbols);
-  std::vector<uint32_t> display_of(t.sites.size());
-  std::vector<const std::vector<uint32_t>*> display_frames;  // keys of by_frames (node map: stable)
-  absl::node_hash_map<std::vector<uint32_t>, uint32_t> by_frames;
+// Step 3: raw sites symbolized; sites whose readable frames are the same
+// become one display site.
+struct DisplaySites {
+  std::vector<uint32_t> of_raw;                         // raw site -> display site
+  std::vector<const std::vector<uint32_t>*> frames;     // display site -> frame ids (keys of `keys`)
+  absl::node_hash_map<std::vector<uint32_t>, uint32_t> keys;
+};
+
+void group_sites(const merge::Timeline& t, symbolize::SiteSymbolizer& sym, DisplaySites* ds, Report* report) {
+  ds->of_raw.resize(t.sites.size());
   for (uint32_t s = 0; s < t.sites.size(); ++s) {
-    auto [it, fresh] = by_frames.try_emplace(sym.site(t, s), static_cast<uint32_t>(display_frames.size()));
-    if (fresh) display_frames.push_back(&it->first);
-    display_of[s] = it->second;
+    auto [it, fresh] = ds->keys.try_emplace(sym.site(t, s), static_cast<uint32_t>(ds->frames.size()));
+    if (fresh) ds->frames.push_back(&it->first);
+    ds->of_raw[s] = it->second;
   }
   for (const auto& m : sym.missing_modules())
-    report.warnings.push_back(absl::StrCat("binary not found for ", m, ": names come from the dump, no file:line"));
+    report->warnings.push_back(absl::StrCat("binary not found for ", m, ": names come from the dump, no file:line"));
+}
 
-  // Series per (display site, process), then verdicts.
-  size_t nsites = display_frames.size();
-  std::vector<std::vector<analyze::GrowthResult>> per_site_results(nsites);
+// One process's series per display site, analysed.
+struct ProcessSeries {
+  uint32_t site;
+  std::vector<analyze::Point> points;
+  analyze::GrowthResult result;
+  double live_count = 0;
+};
+
+std::vector<ProcessSeries> analyze_process(const merge::ProcessTimeline& p, const DisplaySites& ds) {
+  size_t nd = dumps_in_trend(p);
+  // Dense [site][dump] only for sites this process has.
+  std::unordered_map<uint32_t, size_t> index;
+  std::vector<ProcessSeries> out;
+  for (size_t di = 0; di < nd; ++di) {
+    for (const auto& v : p.values[di]) {
+      uint32_t site = ds.of_raw[v.site];
+      auto [it, fresh] = index.try_emplace(site, out.size());
+      if (fresh) {
+        out.push_back(ProcessSeries{site, std::vector<analyze::Point>(nd), {}, 0});
+        for (size_t k = 0; k < nd; ++k) out.back().points[k] = analyze::Point{p.dumps[k].t_s, 0, 0, -1};
+      }
+      analyze::Point& pt = out[it->second].points[di];
+      pt.live_bytes += v.live_bytes;
+      pt.live_samples += v.live_samples;
+      pt.alloc_bytes = (pt.alloc_bytes < 0 ? 0 : pt.alloc_bytes) + v.alloc_bytes;
+    }
+  }
+  for (const auto& v : p.values[nd - 1]) out[index[ds.of_raw[v.site]]].live_count += v.live_count;
+  // Each series is analysed on its own: spread them over the cores.
+  analyze::SeriesOptions so{static_cast<double>(p.dumps.back().sample_bytes)};
+  parallel_for(out.size(), [&](size_t i) {
+    auto& pts = out[i].points;
+    // Cumulative allocation is only written while a stack is active:
+    // carry it forward through dumps that do not mention the site.
+    double last_alloc = 0;
+    for (auto& pt : pts) {
+      if (pt.alloc_bytes < 0) pt.alloc_bytes = last_alloc;
+      last_alloc = pt.alloc_bytes = std::max(pt.alloc_bytes, last_alloc);
+    }
+    out[i].result = analyze::analyze_series(pts, so);
+  });
+  return out;
+}
+
+// Step 4: every site's verdict. Per site, each lane's incarnations are
+// combined (averaged: a restart measures the same leak again), then the
+// lanes (summed: concurrent processes each gain memory).
+void analyze_sites(const merge::Timeline& t, const DisplaySites& ds, symbolize::SiteSymbolizer& sym, bool keep_series,
+                   Report* report) {
+  struct Part {
+    size_t incarnation;
+    analyze::GrowthResult result;
+    double live_bytes, live_count;
+    uint64_t live_samples;
+  };
+  using LaneKey = std::pair<size_t, size_t>;  // (service, lane)
+  std::map<LaneKey, size_t> latest;           // a lane's latest incarnation
+  for (const ProcessInfo& p : report->processes) {
+    size_t& l = latest[{p.service, p.lane}];
+    l = std::max(l, p.incarnation);
+  }
+  const size_t nsites = ds.frames.size();
+  std::vector<std::map<LaneKey, std::vector<Part>>> lanes(nsites);
   std::vector<Site> sites(nsites);
   for (size_t pi = 0; pi < t.processes.size(); ++pi) {
     const auto& p = t.processes[pi];
-    size_t nd = dumps_in_trend(p);
-    // Dense [site][dump] only for sites this process has.
-    std::unordered_map<uint32_t, std::vector<analyze::Point>> series;
-    for (size_t di = 0; di < nd; ++di) {
-      for (const auto& v : p.values[di]) {
-        uint32_t ds = display_of[v.site];
-        auto [it, fresh] = series.try_emplace(ds);
-        if (fresh) {
-          it->second.resize(nd);
-          for (size_t k = 0; k < nd; ++k) it->second[k] = analyze::Point{p.dumps[k].t_s, 0, 0, -1};
-        }
-        analyze::Point& pt = it->second[di];
-        pt.live_bytes += v.live_bytes;
-        pt.live_samples += v.live_samples;
-        pt.alloc_bytes = (pt.alloc_bytes < 0 ? 0 : pt.alloc_bytes) + v.alloc_bytes;
-      }
-    }
-    std::vector<std::pair<uint32_t, std::vector<analyze::Point>>> items;
-    items.reserve(series.size());
-    for (auto& kv : series) items.emplace_back(kv.first, std::move(kv.second));
-    series.clear();
-    // Each series is analysed on its own: spread them over the cores.
-    std::vector<analyze::GrowthResult> results(items.size());
-    analyze::SeriesOptions so{static_cast<double>(p.dumps.back().sample_bytes)};
-    parallel_for(items.size(), [&](size_t i) {
-      auto& pts = items[i].second;
-      // Cumulative allocation is only written while a stack is active:
-      // carry it forward through dumps that do not mention the site.
-      double last_alloc = 0;
-      for (auto& pt : pts) {
-        if (pt.alloc_bytes < 0) pt.alloc_bytes = last_alloc;
-        last_alloc = pt.alloc_bytes = std::max(pt.alloc_bytes, last_alloc);
-      }
-      results[i] = analyze::analyze_series(pts, so);
-    });
-    std::unordered_map<uint32_t, double> live_count;
-    for (const auto& v : p.values[nd - 1]) live_count[display_of[v.site]] += v.live_count;
-    for (size_t i = 0; i < items.size(); ++i) {
-      uint32_t ds = items[i].first;
-      const auto& pts = items[i].second;
-      per_site_results[ds].push_back(results[i]);
-      Site& s = sites[ds];
-      s.live_bytes += pts.back().live_bytes;
-      s.live_samples += static_cast<uint64_t>(pts.back().live_samples);
-      s.alloc_bytes += pts.back().alloc_bytes;
+    const ProcessInfo& info = report->processes[pi];
+    for (ProcessSeries& ps : analyze_process(p, ds)) {
+      Site& s = sites[ps.site];
+      const analyze::Point& last = ps.points.back();
+      s.alloc_bytes += last.alloc_bytes;
       s.processes += 1;
-      if (auto it = live_count.find(ds); it != live_count.end()) s.live_count += it->second;
-      if (opt.keep_series) {
-        SiteProcessSeries sps{pi, {}};
-        sps.points.reserve(pts.size());
-        for (const auto& pt : pts) sps.points.push_back({pt.t_s, pt.live_bytes});
-        s.series.push_back(std::move(sps));
-      }
+      lanes[ps.site][{info.service, info.lane}].push_back(
+          Part{info.incarnation, ps.result, last.live_bytes, ps.live_count, static_cast<uint64_t>(last.live_samples)});
+      if (!keep_series) continue;
+      SiteProcessSeries sps{pi, {}};
+      sps.points.reserve(ps.points.size());
+      for (size_t k = 0; k < ps.points.size(); ++k)
+        sps.points.push_back({static_cast<double>(p.dumps[k].wall_ns - report->start_wall_ns) / 1e9, ps.points[k].live_bytes});
+      s.series.push_back(std::move(sps));
     }
   }
-  for (size_t ds = 0; ds < nsites; ++ds) {
-    if (per_site_results[ds].empty()) continue;
-    analyze::GrowthResult r = analyze::combine(per_site_results[ds]);
-    Site& s = sites[ds];
-    s.verdict = analyze::verdict_name(r.verdict);
-    s.growth_bytes_per_s = r.growth_bytes_per_s;
-    s.growth_low = r.slope_low;
-    s.growth_high = r.slope_high;
-    s.confidence = r.confidence;
-    s.frames.reserve(display_frames[ds]->size());
-    for (uint32_t id : *display_frames[ds]) s.frames.push_back(sym.pooled(id));
-    report.sites.push_back(std::move(s));
+  for (size_t d = 0; d < nsites; ++d) {
+    if (lanes[d].empty()) continue;
+    Site& s = sites[d];
+    std::vector<analyze::GrowthResult> per_lane;
+    for (auto& [key, parts] : lanes[d]) {
+      std::sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) { return a.incarnation < b.incarnation; });
+      std::vector<analyze::GrowthResult> results;
+      for (const Part& part : parts) results.push_back(part.result);
+      per_lane.push_back(analyze::combine_incarnations(results));
+      // Live now: the lane's latest incarnation (a dead one's memory is gone).
+      if (parts.back().incarnation == latest[key]) {
+        s.live_bytes += parts.back().live_bytes;
+        s.live_count += parts.back().live_count;
+        s.live_samples += parts.back().live_samples;
+      }
+    }
+    analyze::GrowthResult fleet = analyze::combine(per_lane);
+    const double n = static_cast<double>(per_lane.size());
+    s.verdict = analyze::verdict_name(fleet.verdict);
+    s.concurrent = per_lane.size();
+    s.fleet_growth_bytes_per_s = fleet.growth_bytes_per_s;
+    s.growth_bytes_per_s = fleet.growth_bytes_per_s / n;
+    s.growth_low = fleet.slope_low / n;
+    s.growth_high = fleet.slope_high / n;
+    s.confidence = fleet.confidence;
+    s.frames.reserve(ds.frames[d]->size());
+    for (uint32_t id : *ds.frames[d]) s.frames.push_back(sym.pooled(id));
+    report->sites.push_back(std::move(s));
   }
-  std::stable_sort(report.sites.begin(), report.sites.end(), [](const Site& a, const Site& b) {
+  std::stable_sort(report->sites.begin(), report->sites.end(), [](const Site& a, const Site& b) {
     bool ga = a.verdict == "growing", gb = b.verdict == "growing";
     if (ga != gb) return ga;
     if (a.growth_bytes_per_s != b.growth_bytes_per_s) return a.growth_bytes_per_s > b.growth_bytes_per_s;
     return a.live_bytes > b.live_bytes;
   });
+}
+
+}  // namespace
+
+absl::StatusOr<Report> build_report(const ReportOptions& opt) {
+  Report report;
+  auto timeline = load_timeline(opt, &report);
+  if (!timeline.ok()) return timeline.status();
+  describe_processes(*timeline, &report);
+  symbolize::SiteSymbolizer sym(opt.symbols);
+  DisplaySites ds;
+  group_sites(*timeline, sym, &ds, &report);
+  analyze_sites(*timeline, ds, sym, opt.keep_series, &report);
   return report;
 }
 

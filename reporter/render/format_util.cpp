@@ -41,4 +41,6 @@ std::string frame_label(const SiteFrame& f) {
   return out;
 }
 
+std::string hex_id(uint64_t v) { return absl::StrFormat("%016x", v); }
+
 }  // namespace leakwatch::render

@@ -29,8 +29,11 @@ void json(const Report& r, std::ostream& out) {
       for (const auto& p : ps.points) pts.push_back({p.t_s, p.live_bytes});
       series.push_back({{"process", ps.process}, {"points", pts}});
     }
-    json site = {{"verdict", s.verdict},
+    json site = {{"id", site_id(s)},
+                     {"verdict", s.verdict},
                      {"growth_bytes_per_s", finite(s.growth_bytes_per_s)},
+                     {"fleet_growth_bytes_per_s", finite(s.fleet_growth_bytes_per_s)},
+                     {"concurrent_processes", s.concurrent},
                      {"growth_interval_bytes_per_s", {finite(s.growth_low), finite(s.growth_high)}},
                      {"live_bytes", s.live_bytes},
                      {"live_count", s.live_count},
@@ -47,8 +50,16 @@ void json(const Report& r, std::ostream& out) {
   json procs = json::array();
   for (const auto& p : r.processes)
     procs.push_back({{"pid", p.pid},
-                     {"instance", p.instance},
+                     {"ppid", p.ppid},
+                     {"instance", hex_id(p.instance)},
                      {"executable", p.executable},
+                     {"build_id", p.build_id},
+                     {"boot_id", p.boot_id},
+                     {"service", p.service},
+                     {"lane", p.lane},
+                     {"incarnation", p.incarnation},
+                     {"dumps_written", p.dumps_written},
+                     {"last_dump_reason", p.last_reason},
                      {"cmdline", p.cmdline},
                      {"host", p.host},
                      {"container", p.container.empty() ? json(nullptr) : json(p.container)},
@@ -61,7 +72,19 @@ void json(const Report& r, std::ostream& out) {
                      {"exited_normally", p.final_dump},
                      {"dropped_samples", p.dropped_samples},
                      {"live_bytes", p.live_bytes}});
-  json doc = {{"detection_floor_bytes_per_s",
+  json services = json::array();
+  for (const auto& sv : r.services)
+    services.push_back({{"executable", sv.executable},
+                        {"build_id", sv.build_id},
+                        {"processes", sv.processes},
+                        {"at_once", sv.lanes},
+                        {"incarnations", sv.incarnations}});
+  json doc = {{"tool_version", kToolVersion},
+              {"schema_version", kJsonSchemaVersion},
+              {"start_time_ns", r.start_wall_ns},
+              {"end_time_ns", r.end_wall_ns},
+              {"services", services},
+              {"detection_floor_bytes_per_s",
                std::isfinite(r.detection_floor_bytes_per_s) ? json(r.detection_floor_bytes_per_s) : json(nullptr)},
               {"duration_s", r.duration_s},
               {"processes", procs},

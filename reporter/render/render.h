@@ -51,6 +51,15 @@ std::string site_id(const Site& s);
 // `leakwatch inspect`: a person-readable view of one dump.
 void inspect(const load::Dump& d, std::ostream& out);
 
+// What the reporter says it is: in --version, and in JSON with the schema's
+// version (bumped when a field changes meaning or goes away).
+inline constexpr const char kToolVersion[] = "leakwatch 0.2.0";
+inline constexpr int kJsonSchemaVersion = 2;
+
+// A 64-bit id as 16 hex digits (as in dump file names): exact in every
+// JSON reader, which a 64-bit decimal is not.
+std::string hex_id(uint64_t v);
+
 // Shared formatting.
 std::string human_bytes(double bytes);
 std::string human_rate(double bytes_per_s);

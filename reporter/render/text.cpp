@@ -28,26 +28,41 @@ void text(const Report& r, const TextOptions& o, std::ostream& out) {
   auto paint = [&](const std::string& s, const char* code) {
     return o.color ? absl::StrCat("\x1b[", code, "m", s, "\x1b[0m") : s;
   };
-  size_t dumps = 0;
-  for (const auto& p : r.processes) dumps += p.dumps;
+  size_t dumps = 0, written = 0;
+  for (const auto& p : r.processes) dumps += p.dumps, written += p.dumps_written;
   uint64_t sample_bytes = r.processes.empty() ? 0 : r.processes.front().sample_bytes;
-  out << absl::StrFormat("leakwatch report: %d process%s, %d dumps over %s, sampling every %s\n", r.processes.size(),
-                         r.processes.size() == 1 ? "" : "es", dumps, human_duration(r.duration_s),
+  auto plural = [](size_t n, const char* one, const char* many) { return absl::StrCat(n, " ", n == 1 ? one : many); };
+  out << absl::StrFormat("leakwatch report: %s, %s over %s, sampling every %s\n",
+                         plural(r.processes.size(), "process", "processes"), plural(dumps, "dump", "dumps"),
+                         human_duration(r.duration_s),
                          sample_bytes <= 1 ? std::string("allocation") : human_bytes(static_cast<double>(sample_bytes)));
+  for (const auto& sv : r.services) {
+    if (sv.processes.size() < 2) continue;
+    auto slash = sv.executable.rfind('/');
+    out << absl::StrFormat("  %s: %s, %s one after another (restarts: rates are per incarnation, not summed)%s\n",
+                           slash == std::string::npos ? sv.executable : sv.executable.substr(slash + 1),
+                           plural(sv.processes.size(), "process", "processes"), plural(sv.incarnations, "incarnation", "incarnations"),
+                           sv.lanes > 1 ? absl::StrFormat("; up to %d at once (FLEET sums them)", sv.lanes) : "");
+  }
+  if (written > dumps)
+    out << absl::StrFormat("  %d of %d dumps kept (thinned evenly over the run to stay within LEAKWATCH_MAX_DUMPS/_BYTES)\n",
+                           dumps, written);
   out << absl::StrFormat("detection floor: %s (slower leaks could go unseen in a run this short)\n",
                          std::isfinite(r.detection_floor_bytes_per_s) ? human_rate(r.detection_floor_bytes_per_s)
                                                                        : std::string("n/a (need 3+ dumps)"));
   // Post-mortems start here: which processes, and did they end normally.
-  for (size_t i = 0; i < r.processes.size() && i < 5; ++i) {
+  for (size_t i = 0; i < r.processes.size() && i < 8; ++i) {
     const auto& p = r.processes[i];
     auto slash = p.executable.rfind('/');
-    out << absl::StrFormat("  pid %d %s on %s%s: %d dumps over %s, %s\n", p.pid,
+    const ServiceInfo* sv = p.service < r.services.size() ? &r.services[p.service] : nullptr;
+    std::string inc = sv && sv->incarnations > 1 ? absl::StrFormat(", incarnation %d", p.incarnation + 1) : "";
+    out << absl::StrFormat("  pid %d %s on %s%s%s: %s over %s, %s\n", p.pid,
                            slash == std::string::npos ? p.executable : p.executable.substr(slash + 1), p.host,
-                           p.container.empty() ? "" : " (container " + p.container.substr(0, 12) + ")", p.dumps,
-                           human_duration(p.duration_s),
+                           p.container.empty() ? "" : " (container " + p.container.substr(0, 12) + ")", inc,
+                           plural(p.dumps, "dump", "dumps"), human_duration(p.duration_s),
                            p.final_dump ? "exited normally" : "no final dump: killed, or still running");
   }
-  if (r.processes.size() > 5) out << absl::StrFormat("  ... and %d more processes\n", r.processes.size() - 5);
+  if (r.processes.size() > 8) out << absl::StrFormat("  ... and %d more processes\n", r.processes.size() - 8);
   size_t growing = std::count_if(r.sites.begin(), r.sites.end(), [](const Site& s) { return s.verdict == "growing"; });
   out << (growing ? paint(absl::StrFormat("%d growing site%s\n", growing, growing == 1 ? "" : "s"), "1;31")
                   : paint("no growing sites\n", "1;32"));
