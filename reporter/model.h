@@ -85,6 +85,7 @@ struct ProcessInfo {
   uint64_t dropped_samples = 0;
   double live_bytes = 0;  // total estimated live heap at the last dump
   uint64_t dumps_written = 0;  // the last dump's sequence number + 1: more than `dumps` when retention thinned
+  uint64_t retention_level = 0;  // > 0: kept dumps thinned to at least interval << level apart
   std::string last_reason;     // why the last dump was written (periodic, final, trigger, high-water)
   // Processes of one executable and build form a service; within it,
   // processes never alive at the same time share a lane (one after another:

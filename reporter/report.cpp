@@ -149,6 +149,7 @@ ProcessInfo describe_process(const merge::ProcessTimeline& p) {
   pi.dropped_samples = p.dumps.back().dropped_samples;
   pi.dumps_written = p.dumps.back().seq + 1;
   pi.last_reason = p.dumps.back().reason;
+  for (const auto& d : p.dumps) pi.retention_level = std::max(pi.retention_level, d.retention_level);
   for (const auto& v : p.values[dumps_in_trend(p) - 1]) pi.live_bytes += v.live_bytes;
   return pi;
 }

@@ -6,21 +6,30 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <fcntl.h>
 #include <fstream>
 #include <iostream>
 #include <map>
-#include <sstream>
+#include <set>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
-#include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/strip.h"
+#include "reporter/cli/gate.h"
+#include "reporter/cli/options.h"
+#include "reporter/cli/target.h"
+#include "reporter/diff.h"
 #include "reporter/load/dump_reader.h"
 #include "reporter/render/render.h"
 #include "reporter/report.h"
+#include "shim/dump/format.h"
 
 namespace leakwatch::cli {
 
@@ -31,84 +40,179 @@ int fail(const std::string& msg, int code = kError) {
   return code;
 }
 
-// "--name=value" or "--name value"; returns true and advances i when matched.
-bool take(const std::string& name, int argc, char** argv, int* i, std::string* value) {
-  std::string a = argv[*i];
-  if (a == name) {
-    if (*i + 1 >= argc) return false;
-    *value = argv[++*i];
-    return true;
-  }
-  if (a.rfind(name + "=", 0) == 0) {
-    *value = a.substr(name.size() + 1);
-    return true;
-  }
-  return false;
+uint64_t now_wall_ns() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-struct ReportArgs {
-  std::vector<std::string> inputs;
-  std::string format = "text";
-  std::string out;
-  size_t top = 20;  // sites named one by one in prom and html output
-  symbolize::SymbolizerOptions symbols;
+// ---- Option tables: the single source for parsing and for --help.
+
+const std::vector<OptionSpec> kSelectionOptions = {
+    {"--pid", ValueKind::kCount, "N", "only this process id (repeatable)", true},
+    {"--instance", ValueKind::kHexId, "ID", "only this process instance (16 hex digits, as in file names; repeatable)", true},
+    {"--host", ValueKind::kText, "NAME", "only processes on this host (a pod's name in Kubernetes; repeatable)", true},
+    {"--container", ValueKind::kText, "ID", "only this container (a prefix of its id; repeatable)", true},
+    {"--exe", ValueKind::kText, "GLOB", "only executables whose path or name matches (repeatable)", true},
+    {"--since", ValueKind::kTime, "TIME", "only dumps written at or after TIME (2026-12-06T10:00:00Z, @UNIX, -2h)"},
+    {"--until", ValueKind::kTime, "TIME", "only dumps written at or before TIME"},
 };
 
-// Output formats of `report --format`.
-bool known_format(const std::string& f) {
-  for (const char* k : {"text", "json", "folded", "prom", "pprof", "html"})
+const std::vector<OptionSpec> kSymbolOptions = {
+    {"--root", ValueKind::kText, "ROOTFS", "look binaries up under ROOTFS first (a copy of the container's filesystem)"},
+    {"--debug-dir", ValueKind::kText, "DIR", "also look for separate debug files here (repeatable)", true},
+};
+
+const OptionSpec kGateOption = {"--fail-on-growth", ValueKind::kOptionalRate, "RATE",
+                                "CI gate: exit 86 if a site grows at RATE or faster (default 16k/s), 87 if the "
+                                "run could not tell (see the README's exit statuses)"};
+const OptionSpec kBaselineOption = {"--baseline", ValueKind::kText, "FILE",
+                                    "site ids accepted by the gate (one per line, from the report; # comments)"};
+
+std::vector<OptionSpec> concat(std::initializer_list<std::vector<OptionSpec>> parts) {
+  std::vector<OptionSpec> out;
+  for (const auto& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+const CommandSpec kReport{
+    "report",
+    "DIR|FILES... [options]",
+    "Which allocation sites keep growing, how fast and how sure, from the dumps in DIR (or FILES).",
+    concat({{{"--format", ValueKind::kText, "FMT", "text (default), json, folded, html, pprof, prom"},
+             {"--out", ValueKind::kText, "FILE", "write there instead of stdout"},
+             {"--top", ValueKind::kCount, "N", "sites shown or named one by one (default 20; growing sites always)"}},
+            kSymbolOptions,
+            kSelectionOptions,
+            {kGateOption, kBaselineOption}})};
+
+const CommandSpec kRun{
+    "run",
+    "[options] [--] PROG ARGS...",
+    "Runs PROG under the shim, then prints its report on stderr (PROG's stdout stays its own); exits with PROG's status.",
+    {{"--dir", ValueKind::kText, "DIR", "dump directory (default: a new one under $TMPDIR, printed at the end)"},
+     {"--sample-bytes", ValueKind::kBytes, "BYTES", "mean bytes between samples (default 4k: a short run needs dense sampling)"},
+     {"--interval", ValueKind::kSeconds, "SECONDS", "seconds between dumps (default 0.25)"},
+     {"--match", ValueKind::kText, "GLOBS", "profile only executables matching (LEAKWATCH_MATCH)"},
+     kGateOption,
+     kBaselineOption,
+     {"--format", ValueKind::kText, "FMT", "the report's format on stderr: text (default) or json"}},
+    /*program_follows=*/true};
+
+const CommandSpec kDiff{
+    "diff",
+    "A B [options]",
+    "What grew between two dumps, or between the last dumps of two directories.",
+    concat({{{"--format", ValueKind::kText, "FMT", "text (default) or json"},
+             {"--top", ValueKind::kCount, "N", "rows shown (default 30)"}},
+            kSymbolOptions,
+            kSelectionOptions})};
+
+const CommandSpec kInspect{"inspect", "DUMP...", "Validates dumps and prints what each holds.", {}};
+
+const CommandSpec kTrigger{"trigger", "DIR...",
+                           "Asks every process writing dumps into DIR for a dump now: touches DIR/dump-now. A "
+                           "process answers at its next allocation (within a second while it allocates).",
+                           {}};
+
+const CommandSpec kEnvHelp{"env-help", "", "The shim's environment variables, as a Markdown table.", {}};
+
+// Parses argv for cmd; on --help prints it and sets *exit_now.
+absl::StatusOr<ParsedArgs> parse(const CommandSpec& cmd, int argc, char** argv, int* exit_now) {
+  auto parsed = parse_args(cmd, argc, argv, now_wall_ns());
+  *exit_now = -1;
+  if (parsed.ok() && parsed->help) {
+    std::cout << command_help(cmd);
+    *exit_now = kOk;
+  }
+  return parsed;
+}
+
+Selection selection_of(const ParsedArgs& a) {
+  Selection s;
+  for (auto* o : a.all("--pid")) s.pids.push_back(static_cast<uint64_t>(o->number));
+  for (auto* o : a.all("--instance")) s.instances.push_back(std::strtoull(o->text.c_str(), nullptr, 16));
+  for (auto* o : a.all("--host")) s.hosts.push_back(o->text);
+  for (auto* o : a.all("--container")) s.containers.push_back(absl::AsciiStrToLower(o->text));
+  for (auto* o : a.all("--exe")) s.exes.push_back(o->text);
+  if (auto* o = a.last("--since")) s.since_wall_ns = static_cast<uint64_t>(o->number);
+  if (auto* o = a.last("--until")) s.until_wall_ns = static_cast<uint64_t>(o->number);
+  return s;
+}
+
+symbolize::SymbolizerOptions symbols_of(const ParsedArgs& a, std::string* error) {
+  symbolize::SymbolizerOptions o;
+  if (auto* r = a.last("--root")) {
+    struct stat st;
+    if (stat(r->text.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      *error = absl::StrCat("--root ", r->text, ": ", stat(r->text.c_str(), &st) != 0 ? std::strerror(errno) : "not a directory");
+      return o;
+    }
+    o.root = r->text;
+  }
+  for (auto* d : a.all("--debug-dir")) o.debug_dirs.push_back(d->text);
+  return o;
+}
+
+bool known_format(const std::string& f, std::initializer_list<const char*> formats) {
+  for (const char* k : formats)
     if (f == k) return true;
   return false;
 }
 
-// Returns "" on success or an error message.
-std::string parse_report_args(int argc, char** argv, ReportArgs* a) {
-  for (int i = 0; i < argc; ++i) {
-    std::string v, arg = argv[i];
-    if (take("--format", argc, argv, &i, &v)) a->format = v;
-    else if (take("--out", argc, argv, &i, &v)) a->out = v;
-    else if (take("--root", argc, argv, &i, &v)) a->symbols.root = v;
-    else if (take("--debug-dir", argc, argv, &i, &v)) a->symbols.debug_dirs.push_back(v);
-    else if (take("--top", argc, argv, &i, &v)) {
-      if (!absl::SimpleAtoi(v, &a->top) || a->top < 1 || a->top > 10000)
-        return absl::StrCat("report: bad --top '", v, "' (1 to 10000 sites)");
-    } else if (arg.rfind("--", 0) == 0) return absl::StrCat("unknown or incomplete option '", arg, "'");
-    else a->inputs.push_back(arg);
-  }
-  if (a->inputs.empty()) return "report: no dump directory or files given";
-  if (!known_format(a->format))
-    return absl::StrCat("report: unknown format '", a->format, "' (text, json, folded, html, pprof, prom)");
-  return "";
+// Prints warnings, always to stderr (so `> report.txt` keeps them visible).
+void print_warnings(const Report& r) {
+  for (const auto& w : r.warnings) std::cerr << "leakwatch: warning: " << w << "\n";
 }
 
-int render_report(const Report& r, const ReportArgs& a, std::ostream& default_out, bool tty) {
+int render_report(const Report& r, const std::string& format, const std::string& out_path, size_t top,
+                  std::ostream& default_out, bool tty) {
   std::ofstream file;
   std::ostream* out = &default_out;
-  if (!a.out.empty()) {
-    file.open(a.out, std::ios::binary | std::ios::trunc);
-    if (!file) return fail(absl::StrCat("cannot write ", a.out, ": ", std::strerror(errno)));
+  if (!out_path.empty()) {
+    file.open(out_path, std::ios::binary | std::ios::trunc);
+    if (!file) return fail(absl::StrCat("cannot write ", out_path, ": ", std::strerror(errno)));
     out = &file;
     tty = false;
   }
-  if (a.format == "json") render::json(r, *out);
-  else if (a.format == "folded") render::folded(r, *out);
-  else if (a.format == "prom") render::prom(r, render::PromOptions{a.top}, *out);
-  else if (a.format == "html") {
+  if (format == "json") render::json(r, *out);
+  else if (format == "folded") render::folded(r, *out);
+  else if (format == "prom") render::prom(r, render::PromOptions{top}, *out);
+  else if (format == "html") {
     render::HtmlOptions ho;
-    ho.chart_sites = std::min<size_t>(a.top, 8);
+    ho.chart_sites = std::min<size_t>(top, 8);
+    ho.max_rows = top;
     render::html(r, ho, *out);
-  } else if (a.format == "pprof") {
+  } else if (format == "pprof") {
     if (tty) return fail("report: pprof output is binary; use --out FILE or redirect it", kUsage);
-    if (!render::pprof(r, *out)) return fail(absl::StrCat("cannot encode the pprof profile", a.out.empty() ? "" : " for " + a.out));
-  }
-  else {
+    if (!render::pprof(r, *out)) return fail(absl::StrCat("cannot encode the pprof profile", out_path.empty() ? "" : " for " + out_path));
+  } else {
     render::TextOptions o;
     o.color = tty && !std::getenv("NO_COLOR");
+    o.max_sites = top;
     render::text(r, o, *out);
   }
   out->flush();
-  if (!*out) return fail(absl::StrCat("write failed", a.out.empty() ? "" : " for " + a.out));
+  if (!*out) return fail(absl::StrCat("write failed", out_path.empty() ? "" : " for " + out_path));
   return kOk;
+}
+
+// The gate's options, read once for run and report.
+absl::StatusOr<GateOptions> gate_of(const ParsedArgs& a) {
+  GateOptions g;
+  const OptionValue* o = a.last("--fail-on-growth");
+  if (!o) {
+    if (a.has("--baseline")) return absl::InvalidArgumentError("--baseline is for the gate: add --fail-on-growth");
+    return g;
+  }
+  g.enabled = true;
+  if (o->has_value) g.threshold_bytes_per_s = o->number;
+  if (auto* b = a.last("--baseline")) {
+    auto ids = read_baseline(b->text);
+    if (!ids.ok()) return ids.status();
+    g.accepted = std::move(*ids);
+  }
+  return g;
 }
 
 // The shim next to this executable: <prefix>/bin/leakwatch -> <prefix>/lib/libleakwatch.so.
@@ -135,73 +239,23 @@ void forward_signal(int sig) {
   if (g_child > 0) kill(g_child, sig);
 }
 
-}  // namespace
-
-int cmd_report(int argc, char** argv) {
-  ReportArgs a;
-  if (auto err = parse_report_args(argc, argv, &a); !err.empty()) return fail(err, kUsage);
-  ReportOptions o;
-  o.inputs = a.inputs;
-  o.symbols = a.symbols;
-  auto r = build_report(o);
-  if (!r.ok()) return fail(std::string(r.status().message()));
-  for (const auto& w : r->warnings)
-    if (a.format != "text" || !a.out.empty()) std::cerr << "leakwatch: warning: " << w << "\n";
-  return render_report(*r, a, std::cout, isatty(1));
-}
-
-int cmd_run(int argc, char** argv) {
-  std::string dir, sample, interval = "1", match, v;
-  bool fail_on_growth = false;
-  double threshold = 0;
-  int i = 0;
-  for (; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (arg == "--") {
-      ++i;
-      break;
-    }
-    if (take("--dir", argc, argv, &i, &v)) dir = v;
-    else if (take("--sample-bytes", argc, argv, &i, &v)) sample = v;
-    else if (take("--interval", argc, argv, &i, &v)) interval = v;
-    else if (take("--match", argc, argv, &i, &v)) match = v;
-    else if (arg == "--fail-on-growth") fail_on_growth = true;
-    else if (arg.rfind("--fail-on-growth=", 0) == 0) {
-      fail_on_growth = true;
-      if (!absl::SimpleAtod(arg.substr(17), &threshold) || threshold < 0)
-        return fail(absl::StrCat("run: bad --fail-on-growth rate '", arg.substr(17), "' (bytes per second)"), kUsage);
-    } else if (arg.rfind("-", 0) == 0) {
-      return fail(absl::StrCat("run: unknown or incomplete option '", arg, "'"), kUsage);
-    } else {
-      break;  // PROG without "--"
-    }
-  }
-  if (i >= argc) return fail("run: no program given (leakwatch run [options] -- PROG ARGS...)", kUsage);
-  std::string shim = find_shim();
-  if (shim.empty()) return fail("run: cannot find libleakwatch.so next to this executable (set LEAKWATCH_SHIM)");
-  if (dir.empty()) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string templ = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/leakwatch-run.XXXXXX");
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (!mkdtemp(buf.data())) return fail(absl::StrCat("run: cannot create a dump directory: ", std::strerror(errno)));
-    dir = buf.data();
-  }
-  std::string preload = shim;
-  if (const char* old = std::getenv("LD_PRELOAD"); old && *old) preload = absl::StrCat(shim, ":", old);
-
+// Runs argv under the shim; returns its wait status, or -1 (error printed).
+int run_child(const std::vector<std::string>& prog, const std::map<std::string, std::string>& env) {
+  std::vector<char*> args;
+  for (const auto& s : prog) args.push_back(const_cast<char*>(s.c_str()));
+  args.push_back(nullptr);
+  int report_pipe[2];
+  if (pipe2(report_pipe, O_CLOEXEC) != 0) return fail(absl::StrCat("run: pipe: ", std::strerror(errno))), -1;
   pid_t child = fork();
-  if (child < 0) return fail(absl::StrCat("run: fork: ", std::strerror(errno)));
+  if (child < 0) return fail(absl::StrCat("run: fork: ", std::strerror(errno))), -1;
   if (child == 0) {
-    setenv("LD_PRELOAD", preload.c_str(), 1);
-    setenv("LEAKWATCH_DIR", dir.c_str(), 1);
-    setenv("LEAKWATCH_INTERVAL", interval.c_str(), 1);
-    if (!sample.empty()) setenv("LEAKWATCH_SAMPLE_BYTES", sample.c_str(), 1);
-    if (!match.empty()) setenv("LEAKWATCH_MATCH", match.c_str(), 1);
-    execvp(argv[i], argv + i);
-    std::fprintf(stderr, "leakwatch: cannot run %s: %s\n", argv[i], std::strerror(errno));
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    execvp(args[0], args.data());
+    int e = errno;
+    (void)!write(report_pipe[1], &e, sizeof e);  // the parent says why, once
     _exit(127);
   }
+  close(report_pipe[1]);
   // Like system(): the terminal's ^C reaches the child directly; a TERM sent
   // to us is passed on, so the child can exit normally and write its final dump.
   g_child = child;
@@ -219,80 +273,177 @@ int cmd_run(int argc, char** argv) {
   sigaction(SIGQUIT, &old_quit, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   sigaction(SIGHUP, &old_hup, nullptr);
+  int exec_errno = 0;
+  bool exec_failed = read(report_pipe[0], &exec_errno, sizeof exec_errno) == sizeof exec_errno;
+  close(report_pipe[0]);
+  if (exec_failed) {
+    fail(absl::StrCat("run: cannot run ", prog[0], ": ", std::strerror(exec_errno)));
+    return -2;
+  }
+  return status;
+}
+
+}  // namespace
+
+int cmd_report(int argc, char** argv) {
+  int exit_now;
+  auto a = parse(kReport, argc, argv, &exit_now);
+  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
+  if (exit_now >= 0) return exit_now;
+  std::vector<std::string> inputs = a->positional;
+  inputs.insert(inputs.end(), a->after_dashes.begin(), a->after_dashes.end());
+  if (inputs.empty()) return fail("report: no dump directory or files given (see leakwatch report --help)", kUsage);
+  std::string format = a->has("--format") ? a->last("--format")->text : "text";
+  if (!known_format(format, {"text", "json", "folded", "prom", "pprof", "html"}))
+    return fail(absl::StrCat("report: unknown format '", format, "' (text, json, folded, html, pprof, prom)"), kUsage);
+  size_t top = a->has("--top") ? static_cast<size_t>(a->last("--top")->number) : 20;
+  if (top < 1 || top > 100000) return fail("report: --top: 1 to 100000 sites", kUsage);
+  std::string sym_error;
+  ReportOptions o;
+  o.inputs = inputs;
+  o.symbols = symbols_of(*a, &sym_error);
+  if (!sym_error.empty()) return fail(absl::StrCat("report: ", sym_error), kUsage);
+  o.select = selection_of(*a);
+  auto gate = gate_of(*a);
+  if (!gate.ok()) return fail(absl::StrCat("report: ", gate.status().message()), kUsage);
+  auto r = build_report(o);
+  if (!r.ok()) {
+    if (gate->enabled) {
+      fail(std::string(r.status().message()));
+      std::cerr << "leakwatch: gate: inconclusive: nothing was measured\n";
+      return kInconclusive;
+    }
+    return fail(std::string(r.status().message()));
+  }
+  print_warnings(*r);
+  int rc = render_report(*r, format, a->has("--out") ? a->last("--out")->text : "", top, std::cout, isatty(1));
+  if (rc != kOk || !gate->enabled) return rc;
+  GateOutcome g = apply_gate(*r, *gate);
+  std::cerr << "leakwatch: " << g.line << "\n";
+  return g.status;
+}
+
+int cmd_run(int argc, char** argv) {
+  int exit_now;
+  auto a = parse(kRun, argc, argv, &exit_now);
+  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
+  if (exit_now >= 0) return exit_now;
+  std::vector<std::string> prog = a->positional;
+  prog.insert(prog.end(), a->after_dashes.begin(), a->after_dashes.end());
+  if (prog.empty()) return fail("run: no program given (leakwatch run [options] -- PROG ARGS...)", kUsage);
+  std::string format = a->has("--format") ? a->last("--format")->text : "text";
+  if (!known_format(format, {"text", "json"}))
+    return fail(absl::StrCat("run: unknown format '", format, "' (text, json)"), kUsage);
+  auto gate = gate_of(*a);
+  if (!gate.ok()) return fail(absl::StrCat("run: ", gate.status().message()), kUsage);
+  uint64_t sample = a->has("--sample-bytes") ? static_cast<uint64_t>(a->last("--sample-bytes")->number) : 4096;
+  double interval = a->has("--interval") ? a->last("--interval")->number : 0.25;
+  if (sample < 1 || sample > (uint64_t{1} << 40)) return fail("run: --sample-bytes: 1 to 1t bytes", kUsage);
+  if (interval < 0.05 || interval > 86400) return fail("run: --interval: 0.05 to 86400 seconds", kUsage);
+
+  TargetInfo target = inspect_target(prog[0]);
+  if (target.kind == TargetKind::kNotFound) return fail(absl::StrCat("run: cannot run ", prog[0], ": no such program"), 127);
+  std::string problem = target_problem(target);
+  if (!problem.empty()) {
+    fail(absl::StrCat("run: ", problem));
+    if (gate->enabled) {
+      std::cerr << "leakwatch: gate: inconclusive: nothing can be measured in this program\n";
+      return kInconclusive;
+    }
+  }
+  std::string shim = find_shim();
+  if (shim.empty()) return fail("run: cannot find libleakwatch.so next to this executable (set LEAKWATCH_SHIM)");
+  bool own_dir = !a->has("--dir");
+  std::string dir = own_dir ? "" : a->last("--dir")->text;
+  if (own_dir) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string templ = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/leakwatch-run.XXXXXX");
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data())) return fail(absl::StrCat("run: cannot create a dump directory: ", std::strerror(errno)));
+    dir = buf.data();
+  }
+  std::map<std::string, std::string> env = {
+      {"LD_PRELOAD", shim},
+      {"LEAKWATCH_DIR", dir},
+      {"LEAKWATCH_INTERVAL", absl::StrFormat("%g", interval)},
+      {"LEAKWATCH_SAMPLE_BYTES", absl::StrCat(sample)}};
+  if (const char* old = std::getenv("LD_PRELOAD"); old && *old) env["LD_PRELOAD"] = absl::StrCat(shim, ":", old);
+  if (auto* m = a->last("--match")) env["LEAKWATCH_MATCH"] = m->text;
+  int status = run_child(prog, env);
+  if (status == -2) {
+    if (own_dir) rmdir(dir.c_str());
+    return 127;
+  }
+  if (status < 0) return kError;
   int prog_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 
   ReportOptions o;
   o.inputs = {dir};
   auto r = build_report(o);
+  std::cerr << "\n";
   if (!r.ok()) {
     std::cerr << "leakwatch: " << r.status().message() << "\n";
+    if (r.status().code() == absl::StatusCode::kNotFound && problem.empty())
+      std::cerr << "leakwatch: the program left no dump: it ended (by _exit, exec or a signal) before its first "
+                   "dump, or the shim was not loaded into it (see above); try a shorter --interval\n";
+    if (prog_status != 0) return prog_status;
+    if (gate->enabled) {
+      std::cerr << "leakwatch: gate: inconclusive: nothing was measured\n";
+      return kInconclusive;
+    }
     return prog_status;
   }
-  render::TextOptions to;
-  to.color = isatty(2) && !std::getenv("NO_COLOR");
-  std::cerr << "\n";
-  render::text(*r, to, std::cerr);
+  print_warnings(*r);
+  if (format == "json") render::json(*r, std::cerr);
+  else {
+    render::TextOptions to;
+    to.color = isatty(2) && !std::getenv("NO_COLOR");
+    render::text(*r, to, std::cerr);
+  }
   std::cerr << "dumps: " << dir << "\n";
   if (prog_status != 0) return prog_status;
-  if (fail_on_growth)
-    for (const auto& s : r->sites)
-      if (s.verdict == "growing" && s.growth_bytes_per_s >= threshold) {
-        std::cerr << absl::StrFormat("leakwatch: failing: %s grows at %s (threshold %s)\n",
-                                     s.frames.empty() ? "?" : s.frames[0]->function,
-                                     render::human_rate(s.growth_bytes_per_s), render::human_rate(threshold));
-        return kGrowthFound;
-      }
-  return kOk;
+  if (!gate->enabled) return kOk;
+  GateOutcome g = apply_gate(*r, *gate);
+  std::cerr << "leakwatch: " << g.line << "\n";
+  return g.status;
 }
 
 int cmd_diff(int argc, char** argv) {
-  std::vector<std::string> ins;
-  ReportArgs a;
-  for (int i = 0; i < argc; ++i) {
-    std::string v;
-    if (take("--root", argc, argv, &i, &v)) a.symbols.root = v;
-    else if (take("--debug-dir", argc, argv, &i, &v)) a.symbols.debug_dirs.push_back(v);
-    else if (std::string(argv[i]).rfind("--", 0) == 0) return fail(absl::StrCat("diff: unknown option '", argv[i], "'"), kUsage);
-    else ins.push_back(argv[i]);
-  }
-  if (ins.size() != 2) return fail("diff: need two inputs: leakwatch diff A B", kUsage);
-  std::map<std::string, std::pair<double, double>> live;  // site label -> (A, B)
-  std::map<std::string, std::vector<FrameRef>> frames;
-  for (int side = 0; side < 2; ++side) {
-    ReportOptions o;
-    o.inputs = {ins[side]};
-    o.symbols = a.symbols;
-    o.keep_series = false;
-    auto r = build_report(o);
-    if (!r.ok()) return fail(std::string(r.status().message()));
-    for (const auto& w : r->warnings) std::cerr << "leakwatch: warning: " << w << "\n";
-    for (const auto& s : r->sites) {
-      std::string key;
-      for (const FrameRef& f : s.frames) absl::StrAppend(&key, render::frame_label(*f), "\n");
-      (side == 0 ? live[key].first : live[key].second) += s.live_bytes;
-      frames.emplace(key, s.frames);
-    }
-  }
-  std::vector<std::pair<double, std::string>> rows;
-  for (const auto& [k, v] : live) rows.push_back({v.second - v.first, k});
-  std::sort(rows.begin(), rows.end(), [](auto& x, auto& y) { return x.first > y.first; });
-  std::cout << absl::StrFormat("%12s %12s %12s  %s\n", "GREW", "IN A", "IN B", "SITE");
-  size_t shown = 0;
-  for (const auto& [delta, key] : rows) {
-    if (shown++ >= 30) break;
-    const auto& f = frames[key];
-    std::cout << absl::StrFormat("%12s %12s %12s  %s\n", render::human_bytes(delta), render::human_bytes(live[key].first),
-                                 render::human_bytes(live[key].second), f.empty() ? "?" : render::frame_label(*f[0]));
-    for (size_t j = 1; j < f.size() && j < 3; ++j) std::cout << absl::StrFormat("%40s    <- %s\n", "", render::frame_label(*f[j]));
-  }
+  int exit_now;
+  auto a = parse(kDiff, argc, argv, &exit_now);
+  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
+  if (exit_now >= 0) return exit_now;
+  if (a->positional.size() != 2) return fail("diff: need two inputs: leakwatch diff A B", kUsage);
+  std::string format = a->has("--format") ? a->last("--format")->text : "text";
+  if (!known_format(format, {"text", "json"})) return fail(absl::StrCat("diff: unknown format '", format, "' (text, json)"), kUsage);
+  std::string sym_error;
+  DiffOptions d;
+  d.a = a->positional[0];
+  d.b = a->positional[1];
+  d.symbols = symbols_of(*a, &sym_error);
+  if (!sym_error.empty()) return fail(absl::StrCat("diff: ", sym_error), kUsage);
+  d.select = selection_of(*a);
+  d.top = a->has("--top") ? static_cast<size_t>(a->last("--top")->number) : 30;
+  auto diff = build_diff(d);
+  if (!diff.ok()) return fail(std::string(diff.status().message()));
+  for (const auto& w : diff->warnings) std::cerr << "leakwatch: warning: " << w << "\n";
+  if (format == "json") render::diff_json(*diff, std::cout);
+  else render::diff_text(*diff, d.top, std::cout);
   return kOk;
 }
 
 int cmd_inspect(int argc, char** argv) {
-  if (argc < 1) return fail("inspect: no dump given (leakwatch inspect DUMP...)", kUsage);
+  int exit_now;
+  auto a = parse(kInspect, argc, argv, &exit_now);
+  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
+  if (exit_now >= 0) return exit_now;
+  std::vector<std::string> files = a->positional;
+  files.insert(files.end(), a->after_dashes.begin(), a->after_dashes.end());
+  if (files.empty()) return fail("inspect: no dump given (leakwatch inspect DUMP...)", kUsage);
   int rc = kOk;
-  for (int i = 0; i < argc; ++i) {
-    auto d = load::read_dump(argv[i]);
+  for (const auto& f : files) {
+    auto d = load::read_dump(f);
     if (!d.ok()) {
       std::cerr << "leakwatch: " << d.status().message() << "\n";
       rc = kError;
@@ -303,13 +454,79 @@ int cmd_inspect(int argc, char** argv) {
   return rc;
 }
 
-int cmd_env_help(int, char**) {
+int cmd_trigger(int argc, char** argv) {
+  int exit_now;
+  auto a = parse(kTrigger, argc, argv, &exit_now);
+  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
+  if (exit_now >= 0) return exit_now;
+  if (a->positional.empty()) return fail("trigger: no dump directory given (leakwatch trigger DIR)", kUsage);
+  int rc = kOk;
+  for (const auto& dir : a->positional) {
+    std::string path = absl::StrCat(dir, "/dump-now");
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0 || futimens(fd, nullptr) != 0) {
+      rc = fail(absl::StrCat("trigger: cannot touch ", path, ": ", std::strerror(errno),
+                             errno == EACCES ? " (run as the application's user, or root)" : ""));
+      if (fd >= 0) close(fd);
+      continue;
+    }
+    close(fd);
+    std::cout << "asked the processes writing into " << dir << " for a dump (" << path << ")\n";
+  }
+  return rc;
+}
+
+int cmd_env_help(int argc, char** argv) {
+  int exit_now;
+  auto a = parse(kEnvHelp, argc, argv, &exit_now);
+  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
+  if (exit_now >= 0) return exit_now;
   std::cout << "| variable | meaning | default |\n|---|---|---|\n";
   std::cout << "| `LD_PRELOAD` | path to `libleakwatch.so` | — |\n";
 #define LW_VAR(field, name, kind, def, lo, hi, def_text, help) std::cout << "| `" << name << "` | " << help << " | " << def_text << " |\n";
 #include "shim/runtime/config_table.def"
 #undef LW_VAR
   return kOk;
+}
+
+namespace {
+struct Command {
+  const CommandSpec* spec;
+  int (*fn)(int, char**);
+};
+const Command kCommands[] = {{&kRun, cmd_run},         {&kReport, cmd_report},   {&kDiff, cmd_diff},
+                             {&kInspect, cmd_inspect}, {&kTrigger, cmd_trigger}, {&kEnvHelp, cmd_env_help}};
+
+std::string usage_text() {
+  std::string s = "usage: leakwatch COMMAND [options] ...   (leakwatch COMMAND --help for its options)\n\n";
+  for (const auto& c : kCommands)
+    absl::StrAppend(&s, absl::StrFormat("  %-9s %s\n", c.spec->name, c.spec->summary));
+  absl::StrAppend(&s, "\n  --version  print the version\n");
+  return s;
+}
+}  // namespace
+
+int main_command(int argc, char** argv) {
+  if (argc < 2) {
+    std::cerr << usage_text();
+    return kUsage;
+  }
+  std::string cmd = argv[1];
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    if (cmd == "help" && argc > 2)
+      for (const auto& c : kCommands)
+        if (argv[2] == std::string(c.spec->name)) return std::cout << command_help(*c.spec), kOk;
+    std::cout << usage_text();
+    return kOk;
+  }
+  if (cmd == "--version" || cmd == "-V" || cmd == "version") {
+    std::cout << render::kToolVersion << " (dump format " << format::kMajor << "." << format::kMinor << ", JSON schema "
+              << render::kJsonSchemaVersion << ")\n";
+    return kOk;
+  }
+  for (const auto& c : kCommands)
+    if (cmd == c.spec->name) return c.fn(argc - 2, argv + 2);
+  return fail(absl::StrCat("unknown command '", cmd, "' (run, report, diff, inspect, trigger, env-help; leakwatch --help)"), kUsage);
 }
 
 }  // namespace leakwatch::cli

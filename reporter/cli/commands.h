@@ -9,12 +9,17 @@ namespace leakwatch::cli {
 constexpr int kOk = 0;
 constexpr int kError = 1;         // bad input, nothing readable, I/O failure
 constexpr int kUsage = 2;         // bad command line
-constexpr int kGrowthFound = 86;  // `run --fail-on-growth`: a site grows faster than the threshold
+constexpr int kGrowthFound = 86;  // --fail-on-growth: a site grows at the threshold or faster
+constexpr int kInconclusive = 87; // --fail-on-growth: the run could not tell (too few dumps, floor above the threshold)
 
 int cmd_report(int argc, char** argv);
 int cmd_run(int argc, char** argv);
 int cmd_diff(int argc, char** argv);
 int cmd_inspect(int argc, char** argv);
 int cmd_env_help(int argc, char** argv);
+int cmd_trigger(int argc, char** argv);
+
+// The whole command line: dispatch, usage, --version.
+int main_command(int argc, char** argv);
 
 }  // namespace leakwatch::cli

@@ -1,6 +1,7 @@
 #include "reporter/load/dump_reader.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -310,6 +311,9 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   return d;
 }
 
+const char kPermissionHint[] = " (dumps are created with mode 0600 in a 0700 directory: read them as the "
+                               "application's user, or as root)";
+
 absl::StatusOr<Dump> read_dump(const std::string& path) {
   std::error_code ec;
   auto size = std::filesystem::file_size(path, ec);
@@ -317,7 +321,11 @@ absl::StatusOr<Dump> read_dump(const std::string& path) {
   // The header allows at most kMaxRawSize of payload; compressed is smaller.
   if (size > fmtx::kMaxRawSize + 4096) return bad(path, "file too large to be a dump");
   std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  if (!in) {
+    int e = errno;
+    return e == EACCES ? absl::PermissionDeniedError(absl::StrCat(path, ": ", std::strerror(e), kPermissionHint))
+                       : absl::NotFoundError(absl::StrCat(path, ": cannot open: ", std::strerror(e)));
+  }
   std::string bytes(size, '\0');
   in.read(bytes.data(), static_cast<std::streamsize>(size));
   if (static_cast<uint64_t>(in.gcount()) != size) return bad(path, "short read");
@@ -329,12 +337,19 @@ absl::StatusOr<std::vector<std::string>> list_dump_files(const std::vector<std::
   for (const auto& in : inputs) {
     std::error_code ec;
     auto st = std::filesystem::status(in, ec);
+    if (ec && ec != std::errc::no_such_file_or_directory)
+      return absl::PermissionDeniedError(absl::StrCat(in, ": ", ec.message(), kPermissionHint));
     if (ec || !std::filesystem::exists(st))
       return absl::NotFoundError(absl::StrCat(in, ": no such file or directory"));
     if (std::filesystem::is_directory(st)) {
       std::vector<std::string> here;
-      for (auto it = std::filesystem::recursive_directory_iterator(in, ec);
-           !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      auto it = std::filesystem::recursive_directory_iterator(in, ec);
+      if (ec) {
+        if (ec == std::errc::permission_denied)
+          return absl::PermissionDeniedError(absl::StrCat("cannot read directory ", in, ": ", ec.message(), kPermissionHint));
+        return absl::UnavailableError(absl::StrCat("cannot read directory ", in, ": ", ec.message()));
+      }
+      for (; !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
         const auto& p = it->path();
         std::string fname = p.filename().string();
         if (fname.empty() || fname[0] == '.') continue;  // temp files of a writer in progress

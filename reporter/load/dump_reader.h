@@ -69,6 +69,9 @@ struct Dump {
   const std::string& symbol(const Frame& f) const { return strings[f.symbol]; }
 };
 
+// What a permission error adds, so the user knows what to do.
+extern const char kPermissionHint[];
+
 // Parses the bytes of one dump; `name` is used in error messages.
 absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name);
 absl::StatusOr<Dump> read_dump(const std::string& path);

@@ -138,6 +138,7 @@ void TimelineBuilder::add(const load::Dump& d) {
   m.dropped_samples = d.dropped_samples;
   m.final_dump = d.final_dump;
   m.reason = d.reason;
+  m.retention_level = d.retention_level;
   m.memory = d.memory;
   m.t_s = d.mono_ns >= d.start_mono_ns ? static_cast<double>(d.mono_ns - d.start_mono_ns) / 1e9 : 0;
   p.dumps.push_back(std::move(m));

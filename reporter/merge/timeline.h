@@ -63,6 +63,7 @@ struct DumpMeta {
   uint64_t seq = 0, wall_ns = 0, mono_ns = 0, sample_bytes = 0, dropped_samples = 0;
   bool final_dump = false;
   std::string reason;  // periodic, final, trigger, high-water ("" in format 1.0)
+  uint64_t retention_level = 0;  // > 0: the writer had thinned its dumps (kept ones >= interval << level apart)
   double t_s = 0;      // seconds since the shim started in that process
   load::MemoryFacts memory;
 };

@@ -59,6 +59,7 @@ void json(const Report& r, std::ostream& out) {
                      {"lane", p.lane},
                      {"incarnation", p.incarnation},
                      {"dumps_written", p.dumps_written},
+                     {"retention_level", p.retention_level},
                      {"last_dump_reason", p.last_reason},
                      {"cmdline", p.cmdline},
                      {"host", p.host},

@@ -6,6 +6,7 @@
 #include <ostream>
 #include <string>
 
+#include "reporter/diff.h"
 #include "reporter/load/dump_reader.h"
 #include "reporter/model.h"
 
@@ -48,6 +49,10 @@ void html(const Report& r, const HtmlOptions& o, std::ostream& out);
 const SiteFrame* own_frame(const Site& s);
 // A stable id for a site across reports: a hash of its frames (16 hex digits).
 std::string site_id(const Site& s);
+// `leakwatch diff`: the header (which dumps, how far apart, totals), then
+// the changed sites, beyond-noise ones first.
+void diff_text(const Diff& d, size_t top, std::ostream& out);
+void diff_json(const Diff& d, std::ostream& out);
 // `leakwatch inspect`: a person-readable view of one dump.
 void inspect(const load::Dump& d, std::ostream& out);
 

@@ -29,7 +29,8 @@ void text(const Report& r, const TextOptions& o, std::ostream& out) {
     return o.color ? absl::StrCat("\x1b[", code, "m", s, "\x1b[0m") : s;
   };
   size_t dumps = 0, written = 0;
-  for (const auto& p : r.processes) dumps += p.dumps, written += p.dumps_written;
+  bool thinned = false;
+  for (const auto& p : r.processes) dumps += p.dumps, written += p.dumps_written, thinned |= p.retention_level > 0;
   uint64_t sample_bytes = r.processes.empty() ? 0 : r.processes.front().sample_bytes;
   auto plural = [](size_t n, const char* one, const char* many) { return absl::StrCat(n, " ", n == 1 ? one : many); };
   out << absl::StrFormat("leakwatch report: %s, %s over %s, sampling every %s\n",
@@ -44,7 +45,7 @@ void text(const Report& r, const TextOptions& o, std::ostream& out) {
                            plural(sv.processes.size(), "process", "processes"), plural(sv.incarnations, "incarnation", "incarnations"),
                            sv.lanes > 1 ? absl::StrFormat("; up to %d at once (FLEET sums them)", sv.lanes) : "");
   }
-  if (written > dumps)
+  if (thinned)
     out << absl::StrFormat("  %d of %d dumps kept (thinned evenly over the run to stay within LEAKWATCH_MAX_DUMPS/_BYTES)\n",
                            dumps, written);
   out << absl::StrFormat("detection floor: %s (slower leaks could go unseen in a run this short)\n",

@@ -202,6 +202,16 @@ def inspect_info(path, timeout=60):
     return info
 
 
+def diff_rows(stdout):
+    """The site rows of `leakwatch diff` text output (after its column
+    header), continuation lines excluded."""
+    lines = stdout.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.split()[:1] == ["CHANGE"]), None)
+    if start is None:
+        return []
+    return [l for l in lines[start + 1:] if l.strip() and not l.startswith("...")]
+
+
 def site_functions(report):
     """Every frame function named by any site of a JSON report."""
     return {f["function"] for s in report["sites"] for f in s["frames"] if f.get("function")}

@@ -137,7 +137,7 @@ class Jemalloc(ImportCase):
         files = self.profile()
         p = cli("diff", files[0], files[-1])
         self.assertEqual(p.returncode, 0, p.stderr)
-        first_row = p.stdout.splitlines()[1]
+        first_row = lwtest.diff_rows(p.stdout)[0]
         self.assertIn("import_leak_site", first_row)
 
     def test_bad_files_are_skipped_with_one_warning_each(self):
@@ -205,7 +205,7 @@ class Gperftools(ImportCase):
         self.check_leak_found(rep, exact=True)
         p = cli("diff", files[1], files[-1])
         self.assertEqual(p.returncode, 0, p.stderr)
-        self.assertIn("import_leak_site", p.stdout.splitlines()[1])
+        self.assertIn("import_leak_site", lwtest.diff_rows(p.stdout)[0])
 
 
 if __name__ == "__main__":
