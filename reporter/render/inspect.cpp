@@ -24,9 +24,17 @@ void inspect(const load::Dump& d, std::ostream& out) {
   out << absl::StrFormat("  command     %s\n", d.cmdline);
   out << absl::StrFormat("  host        %s%s\n", d.hostname, d.container_id.empty() ? "" : "  container " + d.container_id);
   out << absl::StrFormat("  started     %s\n", wall(d.start_wall_ns));
-  out << absl::StrFormat("  dump        #%d at %s (%.3fs after start)%s\n", d.seq, wall(d.wall_ns),
+  out << absl::StrFormat("  dump        #%d at %s (%.3fs after start)%s%s\n", d.seq, wall(d.wall_ns),
                          d.mono_ns >= d.start_mono_ns ? (d.mono_ns - d.start_mono_ns) / 1e9 : 0.0,
-                         d.final_dump ? ", final (normal exit)" : "");
+                         d.final_dump ? ", final (normal exit)" : "",
+                         !d.reason.empty() && !d.final_dump && d.reason != "periodic" ? ", " + d.reason : "");
+  if (d.memory.rss)
+    out << absl::StrFormat("  memory      %s resident (%s anonymous, %s file, %s shared), peak %s%s\n",
+                           human_bytes(static_cast<double>(d.memory.rss)), human_bytes(static_cast<double>(d.memory.rss_anon)),
+                           human_bytes(static_cast<double>(d.memory.rss_file)),
+                           human_bytes(static_cast<double>(d.memory.rss_shmem)),
+                           human_bytes(static_cast<double>(d.memory.rss_peak)),
+                           d.memory.swap ? ", " + human_bytes(static_cast<double>(d.memory.swap)) + " swapped" : "");
   out << absl::StrFormat("  sampling    every %d bytes on average, max %d frames, interval %.3gs\n", d.sample_bytes,
                          d.max_frames, d.interval_s);
   out << absl::StrFormat("  shim        %s, %s of its own memory mapped%s\n", d.shim_version,

@@ -181,6 +181,13 @@ def inspect_info(path, timeout=60):
         if m:
             info["seq"] = int(m.group(1))
             info["final"] = "final (normal exit)" in line
+            info["t"] = float(re.search(r"\(([0-9.]+)s after start\)", line).group(1))
+            info["reason"] = "final" if info["final"] else "trigger" if line.endswith(", trigger") else \
+                "high-water" if line.endswith(", high-water") else "periodic"
+            continue
+        m = re.match(r"^  memory      ([0-9.]+ \S+) resident", line)
+        if m:
+            info["rss"] = parse_bytes(m.group(1))
             continue
         m = re.match(r"^  sampling    every (\d+) bytes", line)
         if m:
@@ -210,6 +217,12 @@ def diff_rows(stdout):
     if start is None:
         return []
     return [l for l in lines[start + 1:] if l.strip() and not l.startswith("...")]
+
+
+def parse_bytes(text):
+    """'1.50 MiB' -> bytes (as the reporter prints them)."""
+    num, unit = text.split()
+    return float(num) * {"B": 1, "KiB": 1024, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40}[unit]
 
 
 def site_functions(report):
