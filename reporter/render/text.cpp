@@ -1,9 +1,10 @@
 #include <algorithm>
-
 #include <cmath>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "reporter/render/render.h"
 
 namespace leakwatch::render {
@@ -22,53 +23,107 @@ std::string clip(std::string s, size_t n) {
   if (s.size() > n) s = s.substr(0, n - 3) + "...";
   return s;
 }
-}  // namespace
 
-void text(const Report& r, const TextOptions& o, std::ostream& out) {
-  auto paint = [&](const std::string& s, const char* code) {
-    return o.color ? absl::StrCat("\x1b[", code, "m", s, "\x1b[0m") : s;
-  };
+std::string plural(size_t n, const char* one, const char* many) { return absl::StrCat(n, " ", n == 1 ? one : many); }
+
+std::string base_name(const std::string& path) {
+  auto slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// A process worth a line of its own: it lived long enough for a trend, or
+// something of it grows. Short-lived helpers (a wrapper script's commands)
+// are summarised.
+bool notable(const Report& r, size_t pi) {
+  if (r.processes[pi].dumps >= 3) return true;
+  for (const Site& s : r.sites)
+    if (s.verdict == "growing")
+      for (const auto& ser : s.series)
+        if (ser.process == pi) return true;
+  return false;
+}
+
+void header(const Report& r, std::ostream& out) {
   size_t dumps = 0, written = 0;
   bool thinned = false;
   for (const auto& p : r.processes) dumps += p.dumps, written += p.dumps_written, thinned |= p.retention_level > 0;
   uint64_t sample_bytes = r.processes.empty() ? 0 : r.processes.front().sample_bytes;
-  auto plural = [](size_t n, const char* one, const char* many) { return absl::StrCat(n, " ", n == 1 ? one : many); };
   out << absl::StrFormat("leakwatch report: %s, %s over %s, sampling every %s\n",
                          plural(r.processes.size(), "process", "processes"), plural(dumps, "dump", "dumps"),
                          human_duration(r.duration_s),
                          sample_bytes <= 1 ? std::string("allocation") : human_bytes(static_cast<double>(sample_bytes)));
   for (const auto& sv : r.services) {
     if (sv.processes.size() < 2) continue;
-    auto slash = sv.executable.rfind('/');
-    out << absl::StrFormat("  %s: %s, %s one after another (restarts: rates are per incarnation, not summed)%s\n",
-                           slash == std::string::npos ? sv.executable : sv.executable.substr(slash + 1),
-                           plural(sv.processes.size(), "process", "processes"), plural(sv.incarnations, "incarnation", "incarnations"),
-                           sv.lanes > 1 ? absl::StrFormat("; up to %d at once (FLEET sums them)", sv.lanes) : "");
+    std::vector<std::string> how;
+    if (sv.incarnations > 1)
+      how.push_back(absl::StrCat(plural(sv.incarnations, "incarnation", "incarnations"),
+                                 " one after another (restarts: rates are per incarnation, not summed)"));
+    if (sv.lanes > 1) how.push_back(absl::StrFormat("up to %d at once (FLEET sums them)", sv.lanes));
+    out << absl::StrFormat("  %s: %s, %s\n", base_name(sv.executable), plural(sv.processes.size(), "process", "processes"),
+                           absl::StrJoin(how, "; "));
   }
   if (thinned)
     out << absl::StrFormat("  %d of %d dumps kept (thinned evenly over the run to stay within LEAKWATCH_MAX_DUMPS/_BYTES)\n",
                            dumps, written);
-  out << absl::StrFormat("detection floor: %s (slower leaks could go unseen in a run this short)\n",
-                         std::isfinite(r.detection_floor_bytes_per_s) ? human_rate(r.detection_floor_bytes_per_s)
-                                                                       : std::string("n/a (need 3+ dumps)"));
+  if (std::isfinite(r.detection_floor_bytes_per_s))
+    out << absl::StrFormat("detection floor: %s (a slower leak could go unseen in a run this short)\n",
+                           human_rate(r.detection_floor_bytes_per_s));
+  else
+    out << "detection floor: none: no process has 3 dumps, so no trend can be measured (run longer, or dump more often)\n";
   // Post-mortems start here: which processes, and did they end normally.
-  for (size_t i = 0; i < r.processes.size() && i < 8; ++i) {
+  size_t listed = 0;
+  std::map<std::string, size_t> others;
+  for (size_t i = 0; i < r.processes.size(); ++i) {
     const auto& p = r.processes[i];
-    auto slash = p.executable.rfind('/');
+    if (!notable(r, i) || listed >= 8) {
+      ++others[base_name(p.executable)];
+      continue;
+    }
+    ++listed;
     const ServiceInfo* sv = p.service < r.services.size() ? &r.services[p.service] : nullptr;
     std::string inc = sv && sv->incarnations > 1 ? absl::StrFormat(", incarnation %d", p.incarnation + 1) : "";
-    out << absl::StrFormat("  pid %d %s on %s%s%s: %s over %s, %s\n", p.pid,
-                           slash == std::string::npos ? p.executable : p.executable.substr(slash + 1), p.host,
+    out << absl::StrFormat("  pid %d %s on %s%s%s: %s over %s, %s\n", p.pid, base_name(p.executable), p.host,
                            p.container.empty() ? "" : " (container " + p.container.substr(0, 12) + ")", inc,
                            plural(p.dumps, "dump", "dumps"), human_duration(p.duration_s),
                            p.final_dump ? "exited normally" : "no final dump: killed, or still running");
   }
-  if (r.processes.size() > 8) out << absl::StrFormat("  ... and %d more processes\n", r.processes.size() - 8);
+  if (!others.empty()) {
+    size_t n = 0;
+    std::vector<std::string> names;
+    for (const auto& [name, count] : others) {
+      n += count;
+      names.push_back(count > 1 ? absl::StrCat(name, " x", count) : name);
+    }
+    out << absl::StrFormat("  and %s (%s)\n", plural(n, "more process", "more processes"), absl::StrJoin(names, ", "));
+  }
+}
+
+}  // namespace
+
+void text(const Report& r, const TextOptions& o, std::ostream& out) {
+  auto paint = [&](const std::string& s, const char* code) {
+    return o.color ? absl::StrCat("\x1b[", code, "m", s, "\x1b[0m") : s;
+  };
+  header(r, out);
   size_t growing = std::count_if(r.sites.begin(), r.sites.end(), [](const Site& s) { return s.verdict == "growing"; });
-  out << (growing ? paint(absl::StrFormat("%d growing site%s\n", growing, growing == 1 ? "" : "s"), "1;31")
+  out << (growing ? paint(absl::StrFormat("%s\n", plural(growing, "growing site", "growing sites")), "1;31")
                   : paint("no growing sites\n", "1;32"));
+  const bool fleet = std::any_of(r.sites.begin(), r.sites.end(), [](const Site& s) { return s.concurrent > 1; });
+  // Below the floor a site is not known to be flat: "stable" there says
+  // "no growth this run could see", and its rate and confidence say so.
+  const double floor = r.detection_floor_bytes_per_s;
+  auto rate_of = [&](const Site& s) {
+    if (s.verdict == "stable" || s.verdict == "insufficient")
+      return std::isfinite(floor) ? absl::StrCat("< ", human_rate(floor)) : std::string("?");
+    return human_rate(s.growth_bytes_per_s);
+  };
+  auto conf_of = [&](const Site& s) {
+    return s.verdict == "stable" || s.verdict == "insufficient" ? std::string("-")
+                                                                : absl::StrFormat("%.1f%%", 100 * s.confidence);
+  };
   out << "\n"
-      << absl::StrFormat("%-12s %12s %11s %6s %5s  %s\n", "VERDICT", "RATE", "LIVE", "CONF", "PROCS", "SITE (allocating frame first)");
+      << absl::StrFormat("%-12s %13s%s %11s %6s %5s  %-16s  %s\n", "VERDICT", "RATE", fleet ? absl::StrFormat(" %13s", "FLEET") : "",
+                         "LIVE", "CONF", "PROCS", "ID", "SITE (allocating frame first)");
   size_t shown = 0;
   for (const auto& s : r.sites) {
     if (s.verdict != "growing" && shown >= o.max_sites) break;
@@ -78,24 +133,20 @@ void text(const Report& r, const TextOptions& o, std::ostream& out) {
     while (lead + 1 < s.frames.size() && library_frame(*s.frames[lead])) ++lead;
     std::string first = s.frames.empty() ? "?" : clip(frame_label(*s.frames[lead]), 110);
     if (lead) absl::StrAppend(&first, "  (via ", lead, " library frame", lead == 1 ? "" : "s", ")");
+    std::string fleet_col =
+        fleet ? absl::StrFormat(" %13s", s.concurrent > 1 && s.verdict != "stable" && s.verdict != "insufficient"
+                                              ? human_rate(s.fleet_growth_bytes_per_s)
+                                              : "")
+              : "";
     out << paint(absl::StrFormat("%-12s", s.verdict), color)
-        << absl::StrFormat(" %12s %11s %5.1f%% %5d  %s\n", human_rate(s.growth_bytes_per_s), human_bytes(s.live_bytes),
-                           100 * s.confidence, s.processes, first);
+        << absl::StrFormat(" %13s%s %11s %6s %5d  %-16s  %s\n", rate_of(s), fleet_col, human_bytes(s.live_bytes), conf_of(s),
+                           s.processes, site_id(s), first);
     for (size_t i = lead + 1; i < s.frames.size() && i < lead + o.max_frames; ++i)
-      out << absl::StrFormat("%-12s %12s %11s %6s %5s    <- %s\n", "", "", "", "", "", clip(frame_label(*s.frames[i]), 110));
+      out << absl::StrFormat("%-12s %13s%s %11s %6s %5s  %-16s    <- %s\n", "", "", fleet ? absl::StrFormat(" %13s", "") : "",
+                             "", "", "", "", clip(frame_label(*s.frames[i]), 110));
   }
-  if (shown < r.sites.size()) out << absl::StrFormat("... %d more sites (use --format json for all)\n", r.sites.size() - shown);
-  if (!r.warnings.empty()) {
-    out << "\n";
-    size_t n = 0;
-    for (const auto& w : r.warnings) {
-      if (++n > 10) {
-        out << absl::StrFormat("warning: ... and %d more\n", r.warnings.size() - 10);
-        break;
-      }
-      out << "warning: " << w << "\n";
-    }
-  }
+  if (shown < r.sites.size())
+    out << absl::StrFormat("... %s (--top N, or --format json for all)\n", plural(r.sites.size() - shown, "more site", "more sites"));
 }
 
 }  // namespace leakwatch::render
