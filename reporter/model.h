@@ -41,6 +41,21 @@ struct SitePoint {
   double live_bytes;
 };
 
+// One part of a process's memory, over its dumps (analyze/memory.h).
+struct MemoryLine {
+  std::string part;     // rss, malloc, mmap, other_anon, file, shared
+  std::string verdict;  // as a site's ("" when not measured)
+  double growth_bytes_per_s = 0;
+  double growth_low = 0, growth_high = 0;
+  double confidence = 0;
+  double last_bytes = 0;
+};
+
+struct MemoryPoint {
+  double t_s;  // seconds since Report::start_wall_ns
+  double rss, rss_anon, rss_file, rss_shmem, malloc_live, mmap_live;
+};
+
 struct SiteProcessSeries {
   size_t process;  // index into Report::processes
   std::vector<SitePoint> points;
@@ -87,6 +102,11 @@ struct ProcessInfo {
   uint64_t dumps_written = 0;  // the last dump's sequence number + 1: more than `dumps` when retention thinned
   uint64_t retention_level = 0;  // > 0: kept dumps thinned to at least interval << level apart
   std::string last_reason;     // why the last dump was written (periodic, final, trigger, high-water)
+  // All of its memory (empty when its dumps did not record it).
+  std::string runtime;                // node, python, java, beam, or ""
+  std::vector<MemoryLine> memory;     // one per part, rss first
+  std::vector<MemoryPoint> memory_series;
+  std::vector<std::string> findings;  // where memory grows and what to do next, in plain words
   // Processes of one executable and build form a service; within it,
   // processes never alive at the same time share a lane (one after another:
   // restarts, an OOM-kill loop), and are its incarnations, in order.

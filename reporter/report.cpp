@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "reporter/analyze/growth.h"
+#include "reporter/analyze/memory.h"
 #include "reporter/import/heap_profile.h"
 #include "reporter/merge/timeline.h"
 #include "reporter/symbolize/site_symbols.h"
@@ -355,6 +356,41 @@ void analyze_sites(const merge::Timeline& t, const DisplaySites& ds, symbolize::
 
 }  // namespace
 
+// Step 5: all of each process's memory, its parts' trends, and what they say.
+void account_memory(const merge::Timeline& t, Report* report) {
+  std::vector<bool> grows(report->processes.size(), false);
+  for (const Site& s : report->sites)
+    if (s.verdict == "growing")
+      for (const auto& ser : s.series) grows[ser.process] = true;
+  for (size_t pi = 0; pi < t.processes.size(); ++pi) {
+    const auto& p = t.processes[pi];
+    ProcessInfo& info = report->processes[pi];
+    info.runtime = p.runtime;
+    std::vector<analyze::MemoryPoint> pts;
+    for (size_t k = 0, nd = dumps_in_trend(p); k < nd; ++k) {
+      const merge::DumpMeta& d = p.dumps[k];
+      pts.push_back({d.t_s, static_cast<double>(d.memory.rss), static_cast<double>(d.memory.rss_anon),
+                     static_cast<double>(d.memory.rss_file), static_cast<double>(d.memory.rss_shmem), d.malloc_live,
+                     d.malloc_samples, d.mmap_live, d.mmap_samples});
+      if (d.memory.rss)
+        info.memory_series.push_back({static_cast<double>(d.wall_ns - report->start_wall_ns) / 1e9,
+                                      static_cast<double>(d.memory.rss), static_cast<double>(d.memory.rss_anon),
+                                      static_cast<double>(d.memory.rss_file), static_cast<double>(d.memory.rss_shmem),
+                                      d.malloc_live, d.mmap_live});
+    }
+    analyze::MemoryTrends trends = analyze::analyze_memory(pts, static_cast<double>(info.sample_bytes));
+    if (!trends.measured) continue;
+    for (int i = 0; i < static_cast<int>(analyze::MemoryPart::kCount); ++i) {
+      auto part = static_cast<analyze::MemoryPart>(i);
+      const analyze::MemoryTrend& mt = trends[part];
+      info.memory.push_back(MemoryLine{analyze::memory_part_name(part), analyze::verdict_name(mt.result.verdict),
+                                       mt.result.growth_bytes_per_s, mt.result.slope_low, mt.result.slope_high,
+                                       mt.result.confidence, mt.last});
+    }
+    info.findings = analyze::explain_memory(trends, p.runtime, grows[pi]);
+  }
+}
+
 absl::StatusOr<Report> build_report(const ReportOptions& opt) {
   Report report;
   auto timeline = load_timeline(opt, &report);
@@ -364,6 +400,7 @@ absl::StatusOr<Report> build_report(const ReportOptions& opt) {
   DisplaySites ds;
   group_sites(*timeline, sym, &ds, &report);
   analyze_sites(*timeline, ds, sym, opt.keep_series, &report);
+  account_memory(*timeline, &report);
   return report;
 }
 

@@ -59,6 +59,8 @@ struct Sections {
   }
 };
 
+constexpr uint32_t kRecordSize10 = 56;  // a record of format 1.0, before mapped_bytes
+
 // A table section starts with {u32 count, u32 record_size}; records may be
 // larger than we know (newer minor version) but never smaller.
 absl::Status table(const std::string& name, const char* what, Cursor& c, uint32_t known, uint32_t max_count,
@@ -75,17 +77,19 @@ absl::Status table(const std::string& name, const char* what, Cursor& c, uint32_
 
 // Reads a {count, record_size, records...} table, handing each record (the
 // fields this reader knows; extra bytes of newer minors are skipped) to each().
+// Records of an older minor may be shorter, down to `oldest` bytes: the
+// fields they lack read as zero.
 template <typename T, typename Fn>
 absl::Status read_table(const std::string& name, const char* what, const std::pair<const uint8_t*, uint64_t>& sec,
-                        uint32_t max_count, Fn&& each) {
+                        uint32_t max_count, Fn&& each, uint32_t oldest = sizeof(T)) {
   Cursor c(sec.first, sec.second);
   uint32_t n, rs;
-  if (auto st = table(name, what, c, sizeof(T), max_count, &n, &rs); !st.ok()) return st;
+  if (auto st = table(name, what, c, oldest, max_count, &n, &rs); !st.ok()) return st;
   for (uint32_t i = 0; i < n; ++i) {
     const uint8_t* p = nullptr;
     c.bytes(rs, &p);  // cannot fail: table() checked n * rs against the section
-    T rec;
-    std::memcpy(&rec, p, sizeof rec);
+    T rec{};
+    std::memcpy(&rec, p, std::min<size_t>(rs, sizeof rec));
     if (auto st = each(rec); !st.ok()) return st;
   }
   return absl::OkStatus();
@@ -303,9 +307,13 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
       rec.alloc_bytes = fr.alloc_bytes;
       rec.live_samples = fr.live_samples;
       rec.total_samples = fr.total_samples;
+      if (fr.kind > fmtx::kMmapRecord) return bad(name, "record of an unknown kind");
+      rec.kind = fr.kind;
+      if (!finite(fr.mapped_bytes)) return bad(name, "record holds a negative or non-finite estimate");
+      rec.mapped_bytes = fr.mapped_bytes;
       d.records.push_back(rec);
       return absl::OkStatus();
-    });
+    }, kRecordSize10);
     if (!st.ok()) return st;
   }
   return d;

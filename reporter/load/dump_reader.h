@@ -34,6 +34,8 @@ struct Record {
   int64_t stack = -1;  // index into stacks, -1 = "[other]" (folded past the cap)
   double live_count = 0, live_bytes = 0, alloc_count = 0, alloc_bytes = 0;
   uint64_t live_samples = 0, total_samples = 0;
+  uint32_t kind = 0;        // format::RecordKind: 0 malloc family, 1 anonymous mmap
+  double mapped_bytes = 0;  // mmap records: bytes mapped (live_bytes is the resident part)
 };
 
 // The process's memory as the kernel saw it at the dump (0: not recorded,

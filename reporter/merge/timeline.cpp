@@ -15,11 +15,26 @@ constexpr uint32_t kJitKey = 0xfffffffe;
 constexpr uint32_t kUnknownKey = 0xffffffff;
 }
 
+std::string runtime_of(const std::string& exe, const std::vector<std::string>& modules) {
+  std::string base = exe.substr(exe.rfind('/') + 1);
+  auto has = [&](const char* lib) {
+    return std::any_of(modules.begin(), modules.end(), [&](const std::string& m) { return m.find(lib) != std::string::npos; });
+  };
+  if (base == "node" || base == "nodejs" || has("/libnode.so")) return "node";
+  if (base.rfind("python", 0) == 0 || has("/libpython3")) return "python";
+  if (has("/libjvm.so")) return "java";
+  if (base == "beam.smp" || base == "beam" || base == "erlexec") return "beam";
+  return "";
+}
+
 TimelineBuilder::TimelineBuilder()
     : site_ids_(0, SiteHash{&t_.sites}, SiteEq{&t_.sites}) {
   FrameKey none;
   none.unknown = true;
   t_.frames.push_back(none);
+  FrameKey mmap_frame;
+  mmap_frame.mapped = true;
+  t_.frames.push_back(mmap_frame);  // Timeline::kMmapFrame
   symbol_ids_.emplace("", 0);
   t_.sites.push_back({});  // kOtherSite
   site_ids_.insert(Timeline::kOtherSite);
@@ -74,8 +89,12 @@ void TimelineBuilder::add(const load::Dump& d) {
     p.hostname = d.hostname;
     p.container_id = d.container_id;
     p.boot_id = d.boot_id;
-    for (const auto& m : d.modules)
+    std::vector<std::string> paths;
+    for (const auto& m : d.modules) {
       if (m.path == d.exe && !m.build_id.empty()) p.exe_build_id = m.build_id;
+      paths.push_back(m.path);
+    }
+    p.runtime = runtime_of(d.exe, paths);
     t_.processes.push_back(std::move(p));
   }
   ProcessTimeline& p = t_.processes[pit->second];
@@ -95,16 +114,18 @@ void TimelineBuilder::add(const load::Dump& d) {
   std::vector<uint32_t> fmap(d.frames.size(), kUnmapped);
   std::vector<uint32_t> stack_site(d.stacks.size(), kUnmapped);
   std::vector<uint32_t> ids;
-  auto site_of = [&](size_t s) {
+  // A stack index names one kind of record (the shim interns stacks by kind).
+  auto site_of = [&](size_t s, uint32_t kind) {
     if (stack_site[s] != kUnmapped) return stack_site[s];
     ids.clear();
+    if (kind == format::kMmapRecord) ids.push_back(Timeline::kMmapFrame);
     for (uint32_t fi : d.stacks[s]) {
       if (fmap[fi] == kUnmapped) fmap[fi] = frame_id(d, d.frames[fi], mkeys);
       uint32_t id = fmap[fi];
       if (t_.frames[id].jit && !ids.empty() && t_.frames[ids.back()].jit) continue;
       ids.push_back(id);
     }
-    if (ids.empty()) ids.push_back(kNoStackFrame);
+    if (ids.empty() || (ids.size() == 1 && ids[0] == Timeline::kMmapFrame)) ids.push_back(kNoStackFrame);
     auto it = site_ids_.find(absl::Span<const uint32_t>(ids));
     if (it != site_ids_.end()) return stack_site[s] = *it;
     if (t_.sites.size() >= Timeline::kMaxSites) {
@@ -119,8 +140,16 @@ void TimelineBuilder::add(const load::Dump& d) {
   absl::flat_hash_map<uint32_t, size_t> at;
   std::vector<Value> vals;
   vals.reserve(d.records.size());
+  DumpMeta m;
   for (const load::Record& r : d.records) {
-    uint32_t site = r.stack < 0 ? Timeline::kOtherSite : site_of(static_cast<size_t>(r.stack));
+    if (r.kind == format::kMmapRecord) {
+      m.mmap_live += r.live_bytes, m.mmap_mapped += r.mapped_bytes;
+      m.mmap_samples += static_cast<double>(r.live_samples);
+    } else {
+      m.malloc_live += r.live_bytes;
+      m.malloc_samples += static_cast<double>(r.live_samples);
+    }
+    uint32_t site = r.stack < 0 ? Timeline::kOtherSite : site_of(static_cast<size_t>(r.stack), r.kind);
     auto [it, fresh] = at.try_emplace(site, vals.size());
     if (fresh) vals.push_back(Value{site, 0, 0, 0, 0});
     Value& v = vals[it->second];
@@ -129,7 +158,6 @@ void TimelineBuilder::add(const load::Dump& d) {
     v.alloc_bytes += static_cast<float>(r.alloc_bytes);
     v.live_samples += static_cast<uint32_t>(std::min<uint64_t>(r.live_samples, UINT32_MAX));
   }
-  DumpMeta m;
   m.file = d.file;
   m.seq = d.seq;
   m.wall_ns = d.wall_ns;

@@ -47,6 +47,7 @@ struct FrameKey {
   uint64_t symbol_offset = 0;
   bool jit = false;
   bool unknown = false;
+  bool mapped = false;  // the "[mmap]" pseudo-frame that leads an mmap site
 };
 
 struct Value {
@@ -66,12 +67,18 @@ struct DumpMeta {
   uint64_t retention_level = 0;  // > 0: the writer had thinned its dumps (kept ones >= interval << level apart)
   double t_s = 0;      // seconds since the shim started in that process
   load::MemoryFacts memory;
+  // Sums over the dump's records: what the shim tracked, by kind.
+  double malloc_live = 0;  // live bytes allocated through the malloc family
+  double mmap_live = 0;    // resident bytes of anonymous mappings made by the program
+  double mmap_mapped = 0;  // their mapped (virtual) bytes
+  double malloc_samples = 0, mmap_samples = 0;  // raw samples behind them
 };
 
 struct ProcessTimeline {
   uint64_t pid = 0, ppid = 0, instance = 0, start_wall_ns = 0, start_mono_ns = 0;
   std::string exe, cmdline, hostname, container_id, boot_id;
   std::string exe_build_id;  // of the module that is the executable ("" if unknown)
+  std::string runtime;       // runtime_of(): node, python, java, beam or ""
   std::vector<DumpMeta> dumps;             // by sequence (after finish())
   std::vector<std::vector<Value>> values;  // per dump
 };
@@ -79,13 +86,18 @@ struct ProcessTimeline {
 struct Timeline {
   std::vector<ModuleName> modules;
   std::vector<std::string> symbols{std::string()};
-  std::vector<FrameKey> frames;              // by frame id; 0 is "[no stack]"
+  std::vector<FrameKey> frames;              // by frame id; 0 is "[no stack]", 1 is "[mmap]"
   std::vector<std::vector<uint32_t>> sites;  // raw site id -> frame ids, leaf first
   std::vector<ProcessTimeline> processes;
   uint64_t sites_folded = 0;                 // distinct stacks past kMaxSites, counted as "[other]"
   static constexpr uint32_t kOtherSite = 0;  // "[other]": records folded past a dump's cap
+  static constexpr uint32_t kMmapFrame = 1;  // leads the frames of every mmap site
   static constexpr uint32_t kMaxSites = 1u << 21;
 };
+
+// The managed runtime a process runs, when one is recognised from its
+// executable and modules: "node", "python", "java", "beam", or "".
+std::string runtime_of(const std::string& exe, const std::vector<std::string>& module_paths);
 
 class TimelineBuilder {
  public:

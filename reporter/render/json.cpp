@@ -47,9 +47,27 @@ void json(const Report& r, std::ostream& out) {
     first_site = false;
   }
   out << "\n],\n";
+  auto memory_of = [](const ProcessInfo& p) {
+    json parts = json::object();
+    for (const auto& m : p.memory)
+      parts[m.part] = {{"verdict", m.verdict},
+                       {"growth_bytes_per_s", finite(m.growth_bytes_per_s)},
+                       {"growth_interval_bytes_per_s", {finite(m.growth_low), finite(m.growth_high)}},
+                       {"confidence", m.confidence},
+                       {"bytes", m.last_bytes}};
+    json series = json::array();
+    for (const auto& s : p.memory_series)
+      series.push_back({s.t_s, s.rss, s.rss_anon, s.rss_file, s.rss_shmem, s.malloc_live, s.mmap_live});
+    return json{{"parts", parts},
+                {"series_columns", {"t_s", "rss", "rss_anon", "rss_file", "rss_shmem", "malloc", "mmap"}},
+                {"series", series},
+                {"findings", p.findings}};
+  };
   json procs = json::array();
   for (const auto& p : r.processes)
     procs.push_back({{"pid", p.pid},
+                     {"runtime", p.runtime},
+                     {"memory", p.memory.empty() ? json(nullptr) : memory_of(p)},
                      {"ppid", p.ppid},
                      {"instance", hex_id(p.instance)},
                      {"executable", p.executable},

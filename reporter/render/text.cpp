@@ -98,6 +98,34 @@ void header(const Report& r, std::ostream& out) {
   }
 }
 
+// All of the memory of the processes worth a line: resident size and its
+// trend, next to the trends of its parts, then what they say.
+void memory(const Report& r, std::ostream& out) {
+  bool any = false;
+  for (size_t i = 0, shown = 0; i < r.processes.size() && shown < 8; ++i) {
+    const auto& p = r.processes[i];
+    if (p.memory.empty() || !notable(r, i)) continue;
+    ++shown;
+    if (!any) out << "memory (resident, as the kernel counts it; the parts' trends are estimates):\n";
+    any = true;
+    auto line = [&](const MemoryLine& m) {
+      if (m.verdict == "growing" || m.verdict == "plateau" || m.verdict == "transient")
+        return absl::StrFormat("%s %s (%s)", human_bytes(m.last_bytes), m.verdict == "growing" ? "+" + human_rate(m.growth_bytes_per_s) : m.verdict,
+                               m.verdict);
+      return absl::StrFormat("%s flat", human_bytes(m.last_bytes));
+    };
+    const MemoryLine* rss = &p.memory[0];
+    std::vector<std::string> parts;
+    for (const auto& m : p.memory) {
+      if (m.part == "rss") continue;
+      const char* label = m.part == "other_anon" ? "other anonymous" : m.part.c_str();
+      parts.push_back(absl::StrCat(label, " ", line(m)));
+    }
+    out << absl::StrFormat("  pid %d %s: %s = %s\n", p.pid, base_name(p.executable), line(*rss), absl::StrJoin(parts, ", "));
+    for (const auto& f : p.findings) out << "    -> " << f << "\n";
+  }
+}
+
 }  // namespace
 
 void text(const Report& r, const TextOptions& o, std::ostream& out) {
@@ -105,9 +133,14 @@ void text(const Report& r, const TextOptions& o, std::ostream& out) {
     return o.color ? absl::StrCat("\x1b[", code, "m", s, "\x1b[0m") : s;
   };
   header(r, out);
+  memory(r, out);
   size_t growing = std::count_if(r.sites.begin(), r.sites.end(), [](const Site& s) { return s.verdict == "growing"; });
+  bool rss_grows = false;
+  for (const auto& p : r.processes)
+    for (const auto& m : p.memory) rss_grows |= m.part == "rss" && m.verdict == "growing";
   out << (growing ? paint(absl::StrFormat("%s\n", plural(growing, "growing site", "growing sites")), "1;31")
-                  : paint("no growing sites\n", "1;32"));
+          : rss_grows ? paint("no growing allocation site, but resident memory grows: see the memory lines above\n", "1;33")
+                      : paint("no growing sites\n", "1;32"));
   const bool fleet = std::any_of(r.sites.begin(), r.sites.end(), [](const Site& s) { return s.concurrent > 1; });
   // Below the floor a site is not known to be flat: "stable" there says
   // "no growth this run could see", and its rate and confidence say so.

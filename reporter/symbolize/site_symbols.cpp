@@ -63,7 +63,9 @@ const std::vector<uint32_t>& SiteSymbolizer::frame(const merge::Timeline& t, uin
   const merge::FrameKey& k = t.frames[frame_id];
   const std::string& symbol = t.symbols[k.symbol];
   std::vector<SiteFrame> out;
-  if (k.jit) {
+  if (k.mapped) {
+    out.push_back({"[mmap]", "", "", 0, false});
+  } else if (k.jit) {
     out.push_back({"[jit]", "", "", 0, false});
   } else if (k.unknown) {
     out.push_back({frame_id == 0 ? "[no stack]" : absl::StrCat("[unknown 0x", absl::Hex(k.vaddr), "]"), "", "", 0, false});

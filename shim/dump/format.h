@@ -86,17 +86,21 @@ struct Frame {              // 24 bytes
 static_assert(sizeof(Frame) == 24);
 
 constexpr uint32_t kOtherStack = 0xffffffff;  // records folded past the size cap
-struct Record {             // 56 bytes
+enum RecordKind : uint32_t { kMallocRecord = 0, kMmapRecord = 1 };
+struct Record {             // 64 bytes (56 in format 1.0, without mapped_bytes)
   uint32_t stack;           // index into the stack table, or kOtherStack
-  uint32_t reserved;
+  uint32_t kind;            // RecordKind (0 in format 1.0)
   double live_count;        // estimated live allocations
   double live_bytes;        // estimated live bytes
   double alloc_count;       // estimated allocations since start (cumulative)
   double alloc_bytes;       // estimated bytes allocated since start (cumulative)
   uint64_t live_samples;    // raw samples behind live_*
   uint64_t total_samples;   // raw samples behind alloc_*
+  // 1.1: kMmapRecord only: estimated bytes mapped (live_bytes is the part
+  // resident in memory, which is what the process's RSS counts).
+  double mapped_bytes = 0;
 };
-static_assert(sizeof(Record) == 56);
+static_assert(sizeof(Record) == 64);
 
 // Limits a reader may rely on and a writer keeps.
 constexpr uint64_t kMaxRawSize = 256ull << 20;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <sys/mman.h>
 
 #include "shim/dump/elf_symbols.h"
 #include "shim/dump/modules.h"
@@ -71,6 +72,51 @@ struct Selected {
   uint32_t id;
   uint64_t live_bytes;
 };
+
+// The resident part of each mmap stack's sampled mappings, scaled by their
+// weights: what the process's RSS counts of them. Ranges are copied under
+// the table's lock and measured after it (mincore on a range unmapped
+// meanwhile says ENOMEM: it counts as nothing).
+struct Residency {
+  double* by_stack = nullptr;  // nstacks entries, or null when nothing is mapped
+};
+
+uint64_t resident_bytes(uintptr_t start, uintptr_t end, unsigned char* vec, std::size_t vec_pages) {
+  constexpr uintptr_t kPage = 4096;
+  uint64_t pages = 0;
+  for (uintptr_t at = start; at < end;) {
+    std::size_t n = static_cast<std::size_t>((end - at) / kPage);
+    if (n > vec_pages) n = vec_pages;
+    if (n == 0) break;
+    if (::mincore(reinterpret_cast<void*>(at), n * kPage, vec) == 0)
+      for (std::size_t i = 0; i < n; ++i) pages += vec[i] & 1;
+    at += n * kPage;
+  }
+  return pages * kPage;
+}
+
+bool measure_residency(Arena& scratch, uint32_t nstacks, Residency* out) {
+  int n;
+  Mapping* ranges;
+  {
+    LockGuard lock(g_mappings.lock());
+    n = g_mappings.size();
+    if (n == 0) return true;
+    ranges = static_cast<Mapping*>(scratch.alloc(sizeof(Mapping) * static_cast<std::size_t>(n)));
+    if (!ranges) return false;
+    n = g_mappings.copy(ranges, n);
+  }
+  constexpr std::size_t kVecPages = 64 * 1024;
+  auto* vec = static_cast<unsigned char*>(scratch.alloc(kVecPages, 1));
+  out->by_stack = static_cast<double*>(scratch.alloc(sizeof(double) * (nstacks + 1)));
+  if (!vec || !out->by_stack) return false;
+  std::memset(out->by_stack, 0, sizeof(double) * (nstacks + 1));
+  for (int i = 0; i < n; ++i)
+    if (ranges[i].stack < nstacks)
+      out->by_stack[ranges[i].stack] += static_cast<double>(resident_bytes(ranges[i].start, ranges[i].end, vec, kVecPages)) *
+                                         static_cast<double>(ranges[i].count_w);
+  return true;
+}
 
 // The stacks this dump writes: those with live samples or new samples since
 // the last dump, the largest kMaxRecords - 1 of them (the rest fold into
@@ -266,26 +312,32 @@ void put_stacks(PayloadBuilder& b, const Selection& s, const FrameTable& t) {
 // half-way: live values are read as signed and never written negative.
 uint64_t nonneg(uint64_t v) { return static_cast<int64_t>(v) < 0 ? 0 : v; }
 
-format::Record record_of(const StackEntry* e, uint32_t stack) {
+// An mmap stack's live bytes are its resident bytes; its mapped (virtual)
+// bytes go in their own field.
+format::Record record_of(const StackEntry* e, uint32_t stack, const Residency& res) {
+  const bool mapped = e->kind == kMmapStack;
+  const double live = static_cast<double>(nonneg(e->live_bytes()));
   return format::Record{stack,
-                        0,
+                        mapped ? format::kMmapRecord : format::kMallocRecord,
                         static_cast<double>(nonneg(e->live_count_fp())) / kCountScale,
-                        static_cast<double>(nonneg(e->live_bytes())),
+                        mapped ? (res.by_stack ? res.by_stack[e->id] : 0) : live,
                         static_cast<double>(e->alloc_count_fp()) / kCountScale,
                         static_cast<double>(e->alloc_bytes()),
                         nonneg(e->live_samples()),
-                        e->total_samples()};
+                        e->total_samples(),
+                        mapped ? live : 0};
 }
 
-void put_records(PayloadBuilder& b, const Selection& s) {
+void put_records(PayloadBuilder& b, const Selection& s, const Residency& res) {
   b.begin_section(format::kRecords);
   b.put(s.nkept + (s.nsel > s.nkept ? 1u : 0u));
   b.put(static_cast<uint32_t>(sizeof(format::Record)));
-  for (uint32_t i = 0; i < s.nkept; ++i) b.put(record_of(g_stacks.get(s.sel[i].id), i));
+  for (uint32_t i = 0; i < s.nkept; ++i) b.put(record_of(g_stacks.get(s.sel[i].id), i, res));
   if (s.nsel > s.nkept) {
-    format::Record other{format::kOtherStack, 0, 0, 0, 0, 0, 0, 0};
+    format::Record other{format::kOtherStack, 0, 0, 0, 0, 0, 0, 0, 0};
     for (uint32_t i = s.nkept; i < s.nsel; ++i) {
-      format::Record r = record_of(g_stacks.get(s.sel[i].id), 0);
+      format::Record r = record_of(g_stacks.get(s.sel[i].id), 0, res);
+      if (r.kind != format::kMallocRecord) continue;  // [other] is a malloc record
       other.live_count += r.live_count, other.live_bytes += r.live_bytes;
       other.alloc_count += r.alloc_count, other.alloc_bytes += r.alloc_bytes;
       other.live_samples += r.live_samples, other.total_samples += r.total_samples;
@@ -315,14 +367,16 @@ bool build_payload(PayloadBuilder& b, Arena& scratch, const DumpFacts& facts) {
   FrameTable t;
   ModuleMap mods;
   FrameModules fm;
-  if (!select_records(scratch, &s) || !collect_modules(&scratch, &mods)) return false;
+  Residency res;
+  if (!select_records(scratch, &s) || !collect_modules(&scratch, &mods) || !measure_residency(scratch, s.nstacks, &res))
+    return false;
   remember_modules(mods);
   if (!build_frame_table(scratch, s, &t) || !assign_modules(scratch, mods, t, &fm)) return false;
   put_identity(b, facts, s);
   put_modules(b, mods, fm);
   put_frames(b, mods, fm, t);
   put_stacks(b, s, t);
-  put_records(b, s);
+  put_records(b, s, res);
   return b.finish();
 }
 

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdarg>
+#include <sys/mman.h>
 #include <cstdint>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -197,6 +198,44 @@ LW_EXPORT void dallocx(void* p, int flags) {
     if (g_real.dallocx == nullptr) return do_free(p);
   }
   g_real.dallocx(p, flags);
+}
+
+// ---- Anonymous mappings. A file mapping, or an anonymous one whose
+// countdown did not run out, goes straight to the system (a MAP_FIXED one
+// only when no sampled mapping exists, since it may replace one).
+
+namespace {
+inline __attribute__((always_inline)) void* do_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  if (LW_LIKELY(!(flags & MAP_ANONYMOUS) || (sample_tick(len) && (!(flags & MAP_FIXED) || g_mappings.empty())))) {
+    auto f = g_real.mmap;
+    if (LW_LIKELY(f != nullptr)) return f(addr, len, prot, flags, fd, off);
+  }
+  return mmap_slow(addr, len, prot, flags, fd, off, /*sampled=*/!(flags & MAP_ANONYMOUS) ? false : t_state.countdown <= 0,
+                   reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
+}
+}  // namespace
+
+LW_EXPORT void* mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return do_mmap(addr, len, prot, flags, fd, off);
+}
+LW_EXPORT void* mmap64(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
+  return do_mmap(addr, len, prot, flags, fd, off);
+}
+
+LW_EXPORT int munmap(void* addr, size_t len) {
+  if (LW_LIKELY(g_mappings.empty() && g_real.munmap != nullptr)) return g_real.munmap(addr, len);
+  return munmap_slow(addr, len);
+}
+
+LW_EXPORT void* mremap(void* old_addr, size_t old_len, size_t new_len, int flags, ...) {
+  void* new_addr = nullptr;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    new_addr = va_arg(ap, void*);
+    va_end(ap);
+  }
+  return mremap_slow(old_addr, old_len, new_len, flags, new_addr);
 }
 
 // ---- dlopen (hook/deepbind.h).

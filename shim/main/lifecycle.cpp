@@ -15,8 +15,10 @@
 // (stdio, malloc), which fork takes after the handlers while threads
 // inside libc holding a FILE lock call malloc. Instead the child repairs
 // what a thread that vanished at the fork may have left half-done.
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <link.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -53,11 +55,40 @@ void after_fork_child() {
   capture_fork_child();
   g_stacks.after_fork_child();
   g_samples.after_fork_child();
+  g_mappings.after_fork_child();
   reset_all_once();
   identity_after_fork(&g_identity);
   writer_after_fork_child();
   schedule_after_fork_child();
   --t_state.guard;
+}
+
+// The next allocator's library, when it is not libc's (jemalloc,
+// tcmalloc): the mappings it makes are its heap, which the allocation
+// records already count.
+struct Covering {
+  uintptr_t addr, lo, hi;
+};
+int find_covering(dl_phdr_info* info, size_t, void* arg) {
+  auto* c = static_cast<Covering*>(arg);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD) continue;
+    lo = std::min<uintptr_t>(lo, info->dlpi_addr + ph.p_vaddr);
+    hi = std::max<uintptr_t>(hi, info->dlpi_addr + ph.p_vaddr + ph.p_memsz);
+  }
+  if (c->addr < lo || c->addr >= hi) return 0;
+  c->lo = lo, c->hi = hi;
+  return 1;
+}
+
+void exclude_allocator_mappings() {
+  Covering malloc_obj{reinterpret_cast<uintptr_t>(g_real.malloc), 0, 0};
+  Covering mmap_obj{reinterpret_cast<uintptr_t>(g_real.mmap), 0, 0};
+  dl_iterate_phdr(find_covering, &malloc_obj);
+  dl_iterate_phdr(find_covering, &mmap_obj);
+  if (malloc_obj.hi && malloc_obj.lo != mmap_obj.lo) recorder_set_allocator_range(malloc_obj.lo, malloc_obj.hi);
 }
 
 void make_absolute(char* dir) {
@@ -97,6 +128,7 @@ void lifecycle_start() {
     return;
   }
   capture_init();
+  exclude_allocator_mappings();
   if (dense_mode()) granule_mark_all();
   pthread_atfork(before_fork, after_fork_parent, after_fork_child);
   g_state.store(kEnabled, std::memory_order_release);

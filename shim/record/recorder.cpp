@@ -3,6 +3,9 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "shim/hook/real_functions.h"
 #include "shim/record/granule_marks.h"
@@ -17,6 +20,7 @@ namespace leakwatch::shim {
 
 SampledSet g_samples;
 StackTable g_stacks;
+MappingSet g_mappings;
 std::atomic<uint64_t> g_dropped_samples{0};
 
 namespace {
@@ -128,7 +132,7 @@ bool recorder_init(uint64_t sample_bytes) {
       while (scale > 1 && log2_buckets < 21) scale >>= 1, ++log2_buckets;
     }
   }
-  return g_samples.init(log2_buckets) && g_stacks.init(1u << 18);
+  return g_samples.init(log2_buckets) && g_stacks.init(1u << 18) && g_mappings.init(16384);
 }
 
 namespace {
@@ -302,6 +306,143 @@ void* realloc_sampled(void* p, std::size_t n, bool ticked, std::size_t growth) {
 
 void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
   void* q = realloc_sampled(p, n, ticked, growth);
+  maybe_checkpoint();
+  return q;
+}
+
+// ---- Anonymous mappings.
+
+namespace {
+
+uintptr_t g_alloc_lo = 0, g_alloc_hi = 0;
+constexpr uintptr_t kPageMask = 4095;
+
+uintptr_t page_up(std::size_t n) { return (n + kPageMask) & ~kPageMask; }
+
+void apply_change(const MappingSet::Change& c, void*) {
+  if (c.new_bytes == 0 && c.new_count_fp == 0) g_stacks.on_free(c.stack, c.old_bytes, c.old_count_fp);
+  else g_stacks.on_resize(c.stack, c.old_bytes, c.old_count_fp, c.new_bytes, c.new_count_fp);
+}
+
+// Tracks [start, start + len) as a sampled mapping of `stack` with weight w.
+void track_mapping(uintptr_t start, std::size_t len, uint32_t stack, double count_w) {
+  Mapping m{start, start + page_up(len), stack, static_cast<float>(count_w),
+            static_cast<uint64_t>(std::llround(static_cast<double>(page_up(len)) * count_w)), count_fp(static_cast<float>(count_w))};
+  bool added;
+  {
+    LockGuard lock(g_mappings.lock());
+    added = g_mappings.add(m);
+  }
+  if (!added) {
+    g_dropped_samples.fetch_add(1, std::memory_order_relaxed);
+    log_once(Once::kSampleTableFull, "sample table full; some samples are dropped (the dumps count them)");
+    return;
+  }
+  g_stacks.on_alloc(stack, m.bytes_w, m.count_fp);
+}
+
+void untrack_range(uintptr_t start, std::size_t len) {
+  if (g_mappings.empty()) return;
+  LockGuard lock(g_mappings.lock());
+  g_mappings.remove(start, start + page_up(len), apply_change, nullptr);
+}
+
+uint32_t mapping_stack() {
+  uintptr_t frames[kMaxFramesLimit];
+  int depth = capture_stack(frames, g_config.max_frames);
+  uint32_t id = g_stacks.intern(frames, static_cast<uint32_t>(depth), kMmapStack);
+  if (g_stacks.full())
+    log_once(Once::kStackTableFull, "too many distinct call stacks; further ones are counted as [other]");
+  return id;
+}
+
+void* real_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t off) {
+  if (g_real.mmap) return g_real.mmap(addr, len, prot, flags, fd, off);
+  return reinterpret_cast<void*>(syscall(SYS_mmap, addr, len, prot, flags, fd, off));
+}
+
+}  // namespace
+
+void recorder_set_allocator_range(uintptr_t lo, uintptr_t hi) { g_alloc_lo = lo, g_alloc_hi = hi; }
+
+namespace {
+void* map_sampled(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, bool sampled, uintptr_t caller) {
+  const bool ours = enabled() && !Guard::active() && (flags & MAP_ANONYMOUS) &&
+                    !(caller >= g_alloc_lo && caller < g_alloc_hi);
+  if (!ours) return real_mmap(addr, len, prot, flags, fd, off);
+  Guard guard;
+  if (sampled) sampled = sample_slow(len, g_config.sample_bytes);
+  // The stack before the call: a fixed mapping replaces what was there.
+  uint32_t stack = sampled ? mapping_stack() : 0;
+  if (flags & MAP_FIXED) untrack_range(reinterpret_cast<uintptr_t>(addr), len);
+  void* p = real_mmap(addr, len, prot, flags, fd, off);
+  if (p != MAP_FAILED && sampled)
+    track_mapping(reinterpret_cast<uintptr_t>(p), len, stack, sample_weight(page_up(len), g_config.sample_bytes).count);
+  return p;
+}
+}  // namespace
+
+void* mmap_slow(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, bool sampled, uintptr_t caller) {
+  void* p = map_sampled(addr, len, prot, flags, fd, off, sampled, caller);
+  maybe_checkpoint();
+  return p;
+}
+
+int munmap_slow(void* addr, std::size_t len) {
+  // Out of the table first: once the range is unmapped another thread may
+  // map it again, and its new mapping must not be trimmed by ours.
+  if (!Guard::active()) {
+    Guard guard;
+    untrack_range(reinterpret_cast<uintptr_t>(addr), len);
+  }
+  int r = g_real.munmap ? g_real.munmap(addr, len) : static_cast<int>(syscall(SYS_munmap, addr, len));
+  maybe_checkpoint();
+  return r;
+}
+
+namespace {
+void* remap_sampled(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, void* new_addr) {
+  auto call = [&] {
+    return g_real.mremap ? g_real.mremap(old_addr, old_len, new_len, flags, new_addr)
+                         : reinterpret_cast<void*>(syscall(SYS_mremap, old_addr, old_len, new_len, flags, new_addr));
+  };
+  if (!enabled() || Guard::active()) return call();
+  Guard guard;
+  auto old_start = reinterpret_cast<uintptr_t>(old_addr);
+  Mapping was{};
+  bool tracked;
+  {
+    LockGuard lock(g_mappings.lock());
+    tracked = g_mappings.find(old_start, &was);
+    if (tracked) g_mappings.remove(old_start, old_start + page_up(old_len), apply_change, nullptr);
+  }
+  if (flags & MREMAP_FIXED) untrack_range(reinterpret_cast<uintptr_t>(new_addr), new_len);
+  void* q = call();
+  if (q == MAP_FAILED) {
+    if (tracked) track_mapping(old_start, old_len, was.stack, was.count_w);  // still where it was
+    return q;
+  }
+  if (tracked) {
+    // Moved or resized: same stack; growth adds to what it was sampled over.
+    double w = was.count_w;
+    if (new_len > old_len && g_config.sample_bytes > 1 && w > 1) {
+      double S = static_cast<double>(g_config.sample_bytes);
+      double exposed = -S * std::log1p(-1.0 / w) + static_cast<double>(new_len - old_len);
+      w = 1.0 / -std::expm1(-exposed / S);
+    }
+    track_mapping(reinterpret_cast<uintptr_t>(q), new_len, was.stack, w);
+  } else if (new_len > old_len && !sample_tick(new_len - old_len) && sample_slow(new_len - old_len, g_config.sample_bytes)) {
+    // An unsampled mapping whose growth was sampled: as a fresh one of new_len.
+    track_mapping(reinterpret_cast<uintptr_t>(q), new_len, mapping_stack(),
+                  sample_weight(page_up(new_len), g_config.sample_bytes).count);
+  }
+  return q;
+}
+
+}  // namespace
+
+void* mremap_slow(void* old_addr, std::size_t old_len, std::size_t new_len, int flags, void* new_addr) {
+  void* q = remap_sampled(old_addr, old_len, new_len, flags, new_addr);
   maybe_checkpoint();
   return q;
 }

@@ -12,6 +12,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <sys/types.h>
+
+#include "shim/record/mappings.h"
 #include "shim/record/sampled_set.h"
 #include "shim/record/stack_table.h"
 
@@ -21,6 +24,7 @@ enum class Op : int { kMalloc, kCalloc, kMemalign, kAlignedAlloc, kValloc, kPval
 
 extern SampledSet g_samples;
 extern StackTable g_stacks;
+extern MappingSet g_mappings;
 extern std::atomic<uint64_t> g_dropped_samples;
 
 bool recorder_init(uint64_t sample_bytes);
@@ -34,5 +38,19 @@ __attribute__((noinline)) void free_slow(void* p);
 __attribute__((noinline)) bool forget_if_sampled(void* p);
 // ticked: the hook already charged `growth` bytes to the countdown and it ran out.
 __attribute__((noinline)) void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth = 0);
+
+// Anonymous mappings (record/mappings.h). `sampled`: the hook's countdown
+// for `len` ran out; `caller`: the mmap caller's return address (mappings
+// an allocator makes for its own heap are its business, not the program's).
+// A mapping that MAP_FIXED replaces, munmap removes or mremap moves leaves
+// the table first.
+__attribute__((noinline)) void* mmap_slow(void* addr, std::size_t len, int prot, int flags, int fd, off_t off,
+                                          bool sampled, uintptr_t caller);
+__attribute__((noinline)) int munmap_slow(void* addr, std::size_t len);
+__attribute__((noinline)) void* mremap_slow(void* old_addr, std::size_t old_len, std::size_t new_len, int flags,
+                                            void* new_addr);
+// The code range whose mmap calls are not the program's: the next
+// allocator's library, when it is not libc (jemalloc, tcmalloc).
+void recorder_set_allocator_range(uintptr_t lo, uintptr_t hi);
 
 }  // namespace leakwatch::shim

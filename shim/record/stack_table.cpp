@@ -25,21 +25,22 @@ bool StackTable::init(uint32_t max_stacks) {
   if (!entries_ || !index_ || !counters_) return false;
   index_mask_ = index_cap - 1;
   // Id 0: the "[other]" stack, where samples go once the table is full.
-  entries_[0] = make(nullptr, 0, 0, 0);
+  entries_[0] = make(nullptr, 0, kMallocStack, 0, 0);
   if (!entries_[0]) return false;
   count_.store(1, std::memory_order_release);
   return true;
 }
 
-StackEntry* StackTable::make(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint32_t id) {
+StackEntry* StackTable::make(const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash, uint32_t id) {
   void* mem = arena_.alloc(sizeof(StackEntry) + depth * sizeof(uintptr_t), alignof(StackEntry));
   if (!mem) return nullptr;
-  auto* e = new (mem) StackEntry{hash, id, depth, counters_ + std::size_t{id} * kShards};
+  auto* e = new (mem) StackEntry{hash, id, depth, kind, 0, counters_ + std::size_t{id} * kShards};
   if (depth) std::memcpy(e->frames, frames, depth * sizeof(uintptr_t));
   return e;
 }
 
-int64_t StackTable::probe(const uintptr_t* frames, uint32_t depth, uint64_t h, uint64_t* empty_slot) const {
+int64_t StackTable::probe(const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t h,
+                          uint64_t* empty_slot) const {
   for (uint64_t i = h & index_mask_;; i = (i + 1) & index_mask_) {
     uint32_t slot = index_[i].load(std::memory_order_acquire);
     if (slot == 0) {
@@ -47,28 +48,29 @@ int64_t StackTable::probe(const uintptr_t* frames, uint32_t depth, uint64_t h, u
       return -1;
     }
     StackEntry* e = entries_[slot - 1];
-    if (e->hash == h && e->depth == depth && std::memcmp(e->frames, frames, depth * sizeof(uintptr_t)) == 0)
+    if (e->hash == h && e->depth == depth && e->kind == kind &&
+        std::memcmp(e->frames, frames, depth * sizeof(uintptr_t)) == 0)
       return e->id;
   }
 }
 
-uint32_t StackTable::intern(const uintptr_t* frames, uint32_t depth) {
+uint32_t StackTable::intern(const uintptr_t* frames, uint32_t depth, uint32_t kind) {
   if (!entries_) return 0;
-  uint64_t h = hash_frames(frames, depth);
+  uint64_t h = hash_frames(frames, depth) ^ (uint64_t{kind} * 0x9E3779B97F4A7C15ULL);
   uint64_t empty;
   // Most samples hit a known stack: find it without the lock. Entries are
   // published (release) before their index slot, so a found slot is whole.
-  int64_t found = probe(frames, depth, h, &empty);
+  int64_t found = probe(frames, depth, kind, h, &empty);
   if (found >= 0) return static_cast<uint32_t>(found);
   LockGuard g(lock_);
-  found = probe(frames, depth, h, &empty);  // someone may have added it meanwhile
+  found = probe(frames, depth, kind, h, &empty);  // someone may have added it meanwhile
   if (found >= 0) return static_cast<uint32_t>(found);
   uint32_t id = count_.load(std::memory_order_relaxed);
   if (id >= max_stacks_) {
     full_.store(true, std::memory_order_relaxed);
     return 0;
   }
-  StackEntry* e = make(frames, depth, h, id);
+  StackEntry* e = make(frames, depth, kind, h, id);
   if (!e) return 0;
   entries_[id] = e;
   count_.store(id + 1, std::memory_order_release);

@@ -45,10 +45,16 @@ struct alignas(64) StackCounters {
   std::atomic<uint64_t> total_samples{0};
 };
 
+// What a stack allocated: the malloc family, or anonymous memory mapped
+// directly (mmap). The same frames with another kind are another stack.
+enum StackKind : uint32_t { kMallocStack = 0, kMmapStack = 1 };
+
 struct StackEntry {
   uint64_t hash;
   uint32_t id;
   uint32_t depth;
+  uint32_t kind;         // StackKind
+  uint32_t reserved;
   StackCounters* shard;  // kShards counters, in the table's counter region
   uintptr_t frames[];    // depth return addresses, leaf first
 
@@ -72,7 +78,7 @@ class StackTable {
  public:
   bool init(uint32_t max_stacks);
   // Returns the id of the stack, adding it if new (0 when full).
-  uint32_t intern(const uintptr_t* frames, uint32_t depth);
+  uint32_t intern(const uintptr_t* frames, uint32_t depth, uint32_t kind = kMallocStack);
   StackEntry* get(uint32_t id) const { return id < count() ? entries_[id] : nullptr; }
   uint32_t count() const { return count_.load(std::memory_order_acquire); }
   bool full() const { return full_.load(std::memory_order_relaxed); }
@@ -96,9 +102,9 @@ class StackTable {
   std::size_t memory_bytes() const { return arena_.used(); }
 
  private:
-  StackEntry* make(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint32_t id);
+  StackEntry* make(const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash, uint32_t id);
   // Probes the index; returns the id or -1, and the first empty slot seen.
-  int64_t probe(const uintptr_t* frames, uint32_t depth, uint64_t hash, uint64_t* empty_slot) const;
+  int64_t probe(const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash, uint64_t* empty_slot) const;
 
   SpinLock lock_;
   Arena arena_;
