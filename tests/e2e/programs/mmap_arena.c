@@ -2,13 +2,22 @@
  * (resident) and kept, at RATE bytes per second; it also maps and unmaps
  * scratch chunks (churn), trims a reservation (a partial munmap, as V8 and
  * the JVM do to align one), and grows one region with mremap.
- * Usage: mmap_arena RATE SECONDS. Prints "ready", then what it kept. */
+ * Usage: mmap_arena RATE SECONDS. Prints "ready" and "rss T BYTES" at the
+ * start and at the end, then what it kept. */
 #define _GNU_SOURCE
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "lw_check.h"
+
+static long rss(void) {
+  FILE* f = fopen("/proc/self/statm", "r");
+  long size = 0, res = 0;
+  LW_CHECK(f && fscanf(f, "%ld %ld", &size, &res) == 2);
+  fclose(f);
+  return res * 4096;
+}
 
 static double now_s(void) {
   struct timespec ts;
@@ -57,8 +66,9 @@ int main(int argc, char** argv) {
   LW_CHECK(grown != MAP_FAILED);
   for (size_t i = 0; i < 4 * kChunk; i += 4096) grown[i] = 2;
   printf("ready\n");
-  fflush(stdout);
   double start = now_s(), kept = 0;
+  printf("rss %.3f %ld\n", 0.0, rss());
+  fflush(stdout);
   while (now_s() - start < seconds) {
     while (kept + kChunk <= rate * (now_s() - start)) {
       arena_grow(kChunk);
@@ -71,6 +81,7 @@ int main(int argc, char** argv) {
     struct timespec pause = {0, 2000000};
     nanosleep(&pause, NULL);
   }
+  printf("rss %.3f %ld\n", now_s() - start, rss());
   printf("kept %.0f bytes in %.2f s\n", kept, now_s() - start);
   return 0;
 }
