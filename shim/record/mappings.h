@@ -66,8 +66,12 @@ class MappingSet {
   void erase_at(int i);
   bool insert_at(int i, const Mapping& m);
 
+  // Before init() (an allocator that maps memory while the process is still
+  // loading, ahead of our constructor) the table reads as empty.
+  static inline std::atomic<int> no_ranges_{0};
+
   SpinLock lock_;
-  std::atomic<int>* count_ = nullptr;  // in the wiped region, with the ranges
+  std::atomic<int>* count_ = &no_ranges_;  // then in the wiped region, with the ranges
   Mapping* ranges_ = nullptr;
   int capacity_ = 0;
 };
