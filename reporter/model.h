@@ -49,6 +49,7 @@ struct MemoryLine {
   double growth_low = 0, growth_high = 0;
   double confidence = 0;
   double last_bytes = 0;
+  std::string reason;  // why the verdict, in words (growth.h)
 };
 
 struct MemoryPoint {
@@ -130,7 +131,11 @@ struct ModuleInfo {
 };
 
 struct Report {
+  // What the report is about: the program `run` was given, else the
+  // executable with the most dumps (not a wrapper script's helpers).
+  std::string subject;
   std::vector<Site> sites;
+  size_t sites_omitted = 0;  // ranked below --top (never a growing one)
   std::vector<ProcessInfo> processes;
   std::vector<ServiceInfo> services;
   uint64_t start_wall_ns = 0, end_wall_ns = 0;  // first and last dump read, wall clock

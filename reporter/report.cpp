@@ -214,6 +214,12 @@ void describe_processes(const merge::Timeline& t, Report* report) {
   report->detection_floor_bytes_per_s = analyze::detection_floor_bytes_per_s(
       static_cast<double>(sample_bytes), report->longest_process_s, longest_dumps);
   assign_services(report);
+  size_t most = 0;
+  for (const ServiceInfo& sv : report->services) {
+    size_t dumps = 0;
+    for (size_t pi : sv.processes) dumps += report->processes[pi].dumps;
+    if (dumps > most) most = dumps, report->subject = sv.executable;
+  }
 }
 
 // Step 3: raw sites symbolized; sites whose readable frames are the same
@@ -243,7 +249,7 @@ struct ProcessSeries {
   double live_count = 0;
 };
 
-std::vector<ProcessSeries> analyze_process(const merge::ProcessTimeline& p, const DisplaySites& ds) {
+std::vector<ProcessSeries> analyze_process(const merge::Timeline& t, const merge::ProcessTimeline& p, const DisplaySites& ds) {
   size_t nd = dumps_in_trend(p);
   // Dense [site][dump] only for sites this process has.
   std::unordered_map<uint32_t, size_t> index;
@@ -264,7 +270,13 @@ std::vector<ProcessSeries> analyze_process(const merge::ProcessTimeline& p, cons
   }
   for (const auto& v : p.values[nd - 1]) out[index[ds.of_raw[v.site]]].live_count += v.live_count;
   // Each series is analysed on its own: spread them over the cores.
+  // Mappings are sampled finer than allocations: their sites' noise is smaller.
+  std::vector<bool> mapped(out.size(), false);
+  for (size_t di = 0; di < nd; ++di)
+    for (const auto& v : p.values[di])
+      if (!t.sites[v.site].empty() && t.sites[v.site][0] == merge::Timeline::kMmapFrame) mapped[index[ds.of_raw[v.site]]] = true;
   analyze::SeriesOptions so{static_cast<double>(p.dumps.back().sample_bytes)};
+  analyze::SeriesOptions so_mapped{static_cast<double>(p.dumps.back().mapping_sample_bytes)};
   parallel_for(out.size(), [&](size_t i) {
     auto& pts = out[i].points;
     // Cumulative allocation is only written while a stack is active:
@@ -274,7 +286,7 @@ std::vector<ProcessSeries> analyze_process(const merge::ProcessTimeline& p, cons
       if (pt.alloc_bytes < 0) pt.alloc_bytes = last_alloc;
       last_alloc = pt.alloc_bytes = std::max(pt.alloc_bytes, last_alloc);
     }
-    out[i].result = analyze::analyze_series(pts, so);
+    out[i].result = analyze::analyze_series(pts, mapped[i] ? so_mapped : so);
   });
   return out;
 }
@@ -302,7 +314,7 @@ void analyze_sites(const merge::Timeline& t, const DisplaySites& ds, symbolize::
   for (size_t pi = 0; pi < t.processes.size(); ++pi) {
     const auto& p = t.processes[pi];
     const ProcessInfo& info = report->processes[pi];
-    for (ProcessSeries& ps : analyze_process(p, ds)) {
+    for (ProcessSeries& ps : analyze_process(t, p, ds)) {
       Site& s = sites[ps.site];
       const analyze::Point& last = ps.points.back();
       s.alloc_bytes += last.alloc_bytes;
@@ -378,14 +390,16 @@ void account_memory(const merge::Timeline& t, Report* report) {
                                       static_cast<double>(d.memory.rss_file), static_cast<double>(d.memory.rss_shmem),
                                       d.malloc_live, d.mmap_live});
     }
-    analyze::MemoryTrends trends = analyze::analyze_memory(pts, static_cast<double>(info.sample_bytes));
+    analyze::MemoryTrends trends = analyze::analyze_memory(
+        pts, static_cast<double>(info.sample_bytes),
+        static_cast<double>(p.dumps.empty() ? info.sample_bytes : p.dumps.back().mapping_sample_bytes));
     if (!trends.measured) continue;
     for (int i = 0; i < static_cast<int>(analyze::MemoryPart::kCount); ++i) {
       auto part = static_cast<analyze::MemoryPart>(i);
       const analyze::MemoryTrend& mt = trends[part];
       info.memory.push_back(MemoryLine{analyze::memory_part_name(part), analyze::verdict_name(mt.result.verdict),
                                        mt.result.growth_bytes_per_s, mt.result.slope_low, mt.result.slope_high,
-                                       mt.result.confidence, mt.last});
+                                       mt.result.confidence, mt.last, mt.result.reason});
     }
     info.findings = analyze::explain_memory(trends, p.runtime, grows[pi]);
   }

@@ -26,7 +26,7 @@ namespace {
 constexpr double kPage = 4096;
 }  // namespace
 
-MemoryTrends analyze_memory(const std::vector<MemoryPoint>& pts, double S) {
+MemoryTrends analyze_memory(const std::vector<MemoryPoint>& pts, double S, double S_map) {
   MemoryTrends out;
   for (const auto& p : pts) out.measured |= p.rss > 0;
   if (!out.measured) return out;
@@ -53,11 +53,13 @@ MemoryTrends analyze_memory(const std::vector<MemoryPoint>& pts, double S) {
   };
   for (int i = 0; i < static_cast<int>(MemoryPart::kCount); ++i) {
     auto part = static_cast<MemoryPart>(i);
-    bool estimated = part == MemoryPart::kMalloc || part == MemoryPart::kMmap || part == MemoryPart::kOtherAnon;
+    double noise = part == MemoryPart::kMmap ? S_map
+                   : part == MemoryPart::kMalloc || part == MemoryPart::kOtherAnon ? S
+                                                                                    : kPage;
     std::vector<Point> s = series(part);
     if (s.empty()) continue;
     out.part[i].last = s.back().live_bytes;
-    out.part[i].result = analyze_series(s, SeriesOptions{estimated ? S : kPage});
+    out.part[i].result = analyze_series(s, SeriesOptions{noise});
   }
   return out;
 }

@@ -51,8 +51,9 @@ struct MemoryTrends {
   const MemoryTrend& operator[](MemoryPart p) const { return part[static_cast<int>(p)]; }
 };
 
-// sample_bytes: the process's S (the estimates' sampling noise).
-MemoryTrends analyze_memory(const std::vector<MemoryPoint>& points, double sample_bytes);
+// sample_bytes: the process's S (the estimates' sampling noise);
+// mapping_sample_bytes: its mappings' (finer).
+MemoryTrends analyze_memory(const std::vector<MemoryPoint>& points, double sample_bytes, double mapping_sample_bytes);
 
 // Where resident memory grows and what to do next, in plain words: one
 // line per finding ("" when nothing grows). `growing_sites`: whether some

@@ -24,6 +24,7 @@
 #include "absl/strings/strip.h"
 #include "reporter/cli/gate.h"
 #include "reporter/cli/options.h"
+#include "reporter/cli/serve.h"
 #include "reporter/cli/target.h"
 #include "reporter/diff.h"
 #include "reporter/load/dump_reader.h"
@@ -81,7 +82,7 @@ const CommandSpec kReport{
     "Which allocation sites keep growing, how fast and how sure, from the dumps in DIR (or FILES).",
     concat({{{"--format", ValueKind::kText, "FMT", "text (default), json, folded, html, pprof, prom"},
              {"--out", ValueKind::kText, "FILE", "write there instead of stdout"},
-             {"--top", ValueKind::kCount, "N", "sites shown or named one by one (default 20; growing sites always)"}},
+             {"--top", ValueKind::kCount, "N", "sites shown, ranked (default: 20 in text, html and prom, all in json, folded and pprof; growing sites always)"}},
             kSymbolOptions,
             kSelectionOptions,
             {kGateOption, kBaselineOption}})};
@@ -114,6 +115,26 @@ const CommandSpec kTrigger{"trigger", "DIR...",
                            "Asks every process writing dumps into DIR for a dump now: touches DIR/dump-now. A "
                            "process answers at its next allocation (within a second while it allocates).",
                            {}};
+
+// serve: selection by process, not by time (a window fixed at start would
+// freeze; the retention of the shim bounds the history anyway).
+std::vector<OptionSpec> process_selection() {
+  std::vector<OptionSpec> out;
+  for (const auto& o : kSelectionOptions)
+    if (std::strcmp(o.name, "--since") != 0 && std::strcmp(o.name, "--until") != 0) out.push_back(o);
+  return out;
+}
+
+const CommandSpec kServe{
+    "serve",
+    "DIR... [options]",
+    "Watches DIR and serves the current verdicts and memory: Prometheus metrics at /metrics, the HTML report at /, "
+    "JSON at /report.json; until SIGTERM.",
+    concat({{{"--listen", ValueKind::kText, "ADDR:PORT", "where to listen (default 0.0.0.0:9464; port 0: any free port)"},
+             {"--refresh", ValueKind::kSeconds, "S", "how often DIR is looked at; a change rebuilds the report (default 15s)"},
+             {"--top", ValueKind::kCount, "N", "sites with their own series and rows (default 20; growing sites always)"}},
+            kSymbolOptions,
+            process_selection()})};
 
 const CommandSpec kEnvHelp{"env-help", "", "The shim's environment variables, as a Markdown table.", {}};
 
@@ -165,8 +186,10 @@ void print_warnings(const Report& r) {
   for (const auto& w : r.warnings) std::cerr << "leakwatch: warning: " << w << "\n";
 }
 
+// `top` 0: the format's default (a page for people, everything for tools).
 int render_report(const Report& r, const std::string& format, const std::string& out_path, size_t top,
                   std::ostream& default_out, bool tty) {
+  const size_t people_top = top ? top : 20, tools_top = top ? top : SIZE_MAX;
   std::ofstream file;
   std::ostream* out = &default_out;
   if (!out_path.empty()) {
@@ -175,21 +198,31 @@ int render_report(const Report& r, const std::string& format, const std::string&
     out = &file;
     tty = false;
   }
-  if (format == "json") render::json(r, *out);
-  else if (format == "folded") render::folded(r, *out);
-  else if (format == "prom") render::prom(r, render::PromOptions{top}, *out);
+  // --top: the first N sites by rank and every growing one; the text
+  // renderer does the same itself (its summary counts all sites).
+  auto top_only = [&]() {
+    Report shown = r;
+    shown.sites.clear();
+    for (const Site& s : r.sites)
+      if (s.verdict == "growing" || shown.sites.size() < tools_top) shown.sites.push_back(s);
+    shown.sites_omitted = r.sites.size() - shown.sites.size();
+    return shown;
+  };
+  if (format == "json") render::json(top_only(), *out);
+  else if (format == "folded") render::folded(top_only(), *out);
+  else if (format == "prom") render::prom(r, render::PromOptions{people_top}, *out);
   else if (format == "html") {
     render::HtmlOptions ho;
-    ho.chart_sites = std::min<size_t>(top, 8);
-    ho.max_rows = top;
+    ho.chart_sites = std::min<size_t>(people_top, 8);
+    ho.max_rows = people_top;
     render::html(r, ho, *out);
   } else if (format == "pprof") {
     if (tty) return fail("report: pprof output is binary; use --out FILE or redirect it", kUsage);
-    if (!render::pprof(r, *out)) return fail(absl::StrCat("cannot encode the pprof profile", out_path.empty() ? "" : " for " + out_path));
+    if (!render::pprof(top_only(), *out)) return fail(absl::StrCat("cannot encode the pprof profile", out_path.empty() ? "" : " for " + out_path));
   } else {
     render::TextOptions o;
     o.color = tty && !std::getenv("NO_COLOR");
-    o.max_sites = top;
+    o.max_sites = people_top;
     render::text(r, o, *out);
   }
   out->flush();
@@ -296,8 +329,8 @@ int cmd_report(int argc, char** argv) {
   std::string format = a->has("--format") ? a->last("--format")->text : "text";
   if (!known_format(format, {"text", "json", "folded", "prom", "pprof", "html"}))
     return fail(absl::StrCat("report: unknown format '", format, "' (text, json, folded, html, pprof, prom)"), kUsage);
-  size_t top = a->has("--top") ? static_cast<size_t>(a->last("--top")->number) : 20;
-  if (top < 1 || top > 100000) return fail("report: --top: 1 to 100000 sites", kUsage);
+  size_t top = a->has("--top") ? static_cast<size_t>(a->last("--top")->number) : 0;
+  if (a->has("--top") && (top < 1 || top > 100000)) return fail("report: --top: 1 to 100000 sites", kUsage);
   std::string sym_error;
   ReportOptions o;
   o.inputs = inputs;
@@ -342,7 +375,7 @@ int cmd_run(int argc, char** argv) {
   if (interval < 0.05 || interval > 86400) return fail("run: --interval: 0.05 to 86400 seconds", kUsage);
 
   TargetInfo target = inspect_target(prog[0]);
-  if (target.kind == TargetKind::kNotFound) return fail(absl::StrCat("run: cannot run ", prog[0], ": no such program"), 127);
+  if (target.kind == TargetKind::kNotFound) return fail(absl::StrCat("run: cannot run ", prog[0], ": no such program"), kNotRun);
   std::string problem = target_problem(target);
   if (!problem.empty()) {
     fail(absl::StrCat("run: ", problem));
@@ -373,7 +406,7 @@ int cmd_run(int argc, char** argv) {
   int status = run_child(prog, env);
   if (status == -2) {
     if (own_dir) rmdir(dir.c_str());
-    return 127;
+    return kNotRun;
   }
   if (status < 0) return kError;
   int prog_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
@@ -394,6 +427,7 @@ int cmd_run(int argc, char** argv) {
     }
     return prog_status;
   }
+  r->subject = prog.front();  // the program the user named, not what a wrapper script ran
   print_warnings(*r);
   if (format == "json") render::json(*r, std::cerr);
   else {
@@ -476,6 +510,38 @@ int cmd_trigger(int argc, char** argv) {
   return rc;
 }
 
+int cmd_serve(int argc, char** argv) {
+  int exit_now;
+  auto a = parse(kServe, argc, argv, &exit_now);
+  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
+  if (exit_now >= 0) return exit_now;
+  if (a->positional.empty()) return fail("serve: no dump directory given (see leakwatch serve --help)", kUsage);
+  ServeOptions o;
+  o.report.inputs = a->positional;
+  std::string sym_error;
+  o.report.symbols = symbols_of(*a, &sym_error);
+  if (!sym_error.empty()) return fail(absl::StrCat("serve: ", sym_error), kUsage);
+  o.report.select = selection_of(*a);
+  if (auto* l = a->last("--listen")) {
+    size_t colon = l->text.rfind(':');
+    int port = -1;
+    if (colon != std::string::npos && colon + 1 < l->text.size() &&
+        l->text.find_first_not_of("0123456789", colon + 1) == std::string::npos && l->text.size() - colon <= 6)
+      port = std::atoi(l->text.c_str() + colon + 1);
+    if (port < 0 || port > 65535)
+      return fail(absl::StrCat("serve: --listen: '", l->text, "' is not ADDR:PORT (like 0.0.0.0:9464 or 127.0.0.1:0)"), kUsage);
+    o.host = l->text.substr(0, colon);
+    if (o.host.size() > 2 && o.host.front() == '[' && o.host.back() == ']') o.host = o.host.substr(1, o.host.size() - 2);
+    if (o.host.empty()) o.host = "0.0.0.0";
+    o.port = port;
+  }
+  if (a->has("--refresh")) o.refresh_s = a->last("--refresh")->number;
+  if (o.refresh_s < 0.1 || o.refresh_s > 86400) return fail("serve: --refresh: 0.1 to 86400 seconds", kUsage);
+  if (a->has("--top")) o.top = static_cast<size_t>(a->last("--top")->number);
+  if (o.top < 1 || o.top > 100000) return fail("serve: --top: 1 to 100000 sites", kUsage);
+  return serve(o);
+}
+
 int cmd_env_help(int argc, char** argv) {
   int exit_now;
   auto a = parse(kEnvHelp, argc, argv, &exit_now);
@@ -495,13 +561,24 @@ struct Command {
   int (*fn)(int, char**);
 };
 const Command kCommands[] = {{&kRun, cmd_run},         {&kReport, cmd_report},   {&kDiff, cmd_diff},
-                             {&kInspect, cmd_inspect}, {&kTrigger, cmd_trigger}, {&kEnvHelp, cmd_env_help}};
+                             {&kInspect, cmd_inspect}, {&kTrigger, cmd_trigger}, {&kServe, cmd_serve},
+                             {&kEnvHelp, cmd_env_help}};
 
 std::string usage_text() {
   std::string s = "usage: leakwatch COMMAND [options] ...   (leakwatch COMMAND --help for its options)\n\n";
   for (const auto& c : kCommands)
     absl::StrAppend(&s, absl::StrFormat("  %-9s %s\n", c.spec->name, c.spec->summary));
   absl::StrAppend(&s, "\n  --version  print the version\n");
+  // The README's exit-status table is this text (tests/e2e/cases/test_readme.py).
+  absl::StrAppend(&s, "\nexit statuses:\n");
+  const std::pair<int, const char*> statuses[] = {
+      {kOk, "success (run: the program's own status; 128+N when a signal N ended it)"},
+      {kError, "error: missing or unreadable input, nothing valid to report, a failed write"},
+      {kUsage, "bad command line (one line on stderr says what)"},
+      {kGrowthFound, "--fail-on-growth: a site grows at the threshold or faster (and is not in --baseline)"},
+      {kInconclusive, "--fail-on-growth: could not tell (too few dumps, or the detection floor above the threshold)"},
+      {kNotRun, "run: the program could not be started"}};
+  for (const auto& [code, what] : statuses) absl::StrAppend(&s, absl::StrFormat("  %-4d %s\n", code, what));
   return s;
 }
 }  // namespace
@@ -526,7 +603,7 @@ int main_command(int argc, char** argv) {
   }
   for (const auto& c : kCommands)
     if (cmd == c.spec->name) return c.fn(argc - 2, argv + 2);
-  return fail(absl::StrCat("unknown command '", cmd, "' (run, report, diff, inspect, trigger, env-help; leakwatch --help)"), kUsage);
+  return fail(absl::StrCat("unknown command '", cmd, "' (run, report, diff, inspect, trigger, serve, env-help; leakwatch --help)"), kUsage);
 }
 
 }  // namespace leakwatch::cli

@@ -45,7 +45,11 @@ GateOutcome apply_gate(const Report& r, const GateOptions& g) {
   double floor = r.detection_floor_bytes_per_s;
   if (!std::isfinite(floor) || floor > g.threshold_bytes_per_s) {
     uint64_t s = r.processes.empty() ? 0 : r.processes.front().sample_bytes;
-    double want = s * g.threshold_bytes_per_s / (std::isfinite(floor) && floor > 0 ? floor : 1) / 2;
+    // The floor comes from sampling noise, which grows as the square root
+    // of the sampling interval: shrink it by the square of the gap, and
+    // by half again for room.
+    double ratio = std::isfinite(floor) && floor > 0 ? g.threshold_bytes_per_s / floor : 0;
+    double want = s * ratio * ratio / 2;
     return {kInconclusive,
             absl::StrFormat("gate: inconclusive: the detection floor %s is above the threshold %s, so a leak at the "
                             "threshold could go unseen: run longer, or sample more densely (--sample-bytes %s or less)",

@@ -266,7 +266,7 @@ absl::StatusOr<ParsedArgs> parse_args(const CommandSpec& cmd, int argc, char** a
 }
 
 std::string command_help(const CommandSpec& cmd) {
-  std::string s = absl::StrCat("usage: leakwatch ", cmd.name, " ", cmd.synopsis, "\n", cmd.summary, "\n");
+  std::string s = absl::StrCat("usage: leakwatch ", cmd.name, *cmd.synopsis ? " " : "", cmd.synopsis, "\n", cmd.summary, "\n");
   if (cmd.options.empty()) return s;
   s += "\noptions:\n";
   size_t width = 0;

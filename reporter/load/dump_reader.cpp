@@ -214,6 +214,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
       else if (key == "start_wall_ns") d.start_wall_ns = u;
       else if (key == "start_mono_ns") d.start_mono_ns = u;
       else if (key == "sample_bytes") d.sample_bytes = u;
+      else if (key == "mapping_sample_bytes") d.mapping_sample_bytes = u;
       else if (key == "max_frames") d.max_frames = u;
       else if (key == "dropped_samples") d.dropped_samples = u;
       else if (key == "records_folded") d.records_folded = u;
@@ -246,6 +247,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
                                                           : absl::StrCat(u));
     }
     if (d.sample_bytes == 0) return bad(name, "sample_bytes missing or zero");
+    if (d.mapping_sample_bytes == 0) d.mapping_sample_bytes = d.sample_bytes;
   }
 
   if (auto* m = secs.find(fmtx::kModules)) {
@@ -325,6 +327,8 @@ const char kPermissionHint[] = " (dumps are created with mode 0600 in a 0700 dir
 absl::StatusOr<Dump> read_dump(const std::string& path) {
   std::error_code ec;
   auto size = std::filesystem::file_size(path, ec);
+  if (ec == std::errc::permission_denied)
+    return absl::PermissionDeniedError(absl::StrCat(path, ": ", ec.message(), kPermissionHint));
   if (ec) return absl::NotFoundError(absl::StrCat(path, ": ", ec.message()));
   // The header allows at most kMaxRawSize of payload; compressed is smaller.
   if (size > fmtx::kMaxRawSize + 4096) return bad(path, "file too large to be a dump");

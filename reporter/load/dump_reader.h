@@ -51,6 +51,8 @@ struct Dump {
   // Identity and run facts (IDNT); unknown fields are kept in `extra`.
   uint64_t pid = 0, ppid = 0, instance = 0, seq = 0, wall_ns = 0, mono_ns = 0;
   uint64_t start_wall_ns = 0, start_mono_ns = 0, sample_bytes = 0, max_frames = 0;
+  // Anonymous mappings' mean sampling bytes (sample_bytes before it was recorded).
+  uint64_t mapping_sample_bytes = 0;
   uint64_t dropped_samples = 0, records_folded = 0, pid_ns = 0, mnt_ns = 0, shim_mapped_bytes = 0;
   bool final_dump = false;
   double interval_s = 0;

@@ -163,6 +163,7 @@ void TimelineBuilder::add(const load::Dump& d) {
   m.wall_ns = d.wall_ns;
   m.mono_ns = d.mono_ns;
   m.sample_bytes = d.sample_bytes;
+  m.mapping_sample_bytes = d.mapping_sample_bytes;
   m.dropped_samples = d.dropped_samples;
   m.final_dump = d.final_dump;
   m.reason = d.reason;

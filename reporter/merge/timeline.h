@@ -62,6 +62,7 @@ struct Value {
 struct DumpMeta {
   std::string file;
   uint64_t seq = 0, wall_ns = 0, mono_ns = 0, sample_bytes = 0, dropped_samples = 0;
+  uint64_t mapping_sample_bytes = 0;  // mmap sites' S (finer: sampler.h in the shim)
   bool final_dump = false;
   std::string reason;  // periodic, final, trigger, high-water ("" in format 1.0)
   uint64_t retention_level = 0;  // > 0: the writer had thinned its dumps (kept ones >= interval << level apart)

@@ -240,6 +240,40 @@ std::string frame_html(const SiteFrame& f) {
                       f.inlined ? " <span class=\"loc\">[inlined]</span>" : "");
 }
 
+// All of each process's memory, as the text report's memory lines: the
+// resident size and its trend, then its parts, then what they say.
+void memory(const Report& r, std::ostream& out) {
+  bool any = false;
+  for (size_t i = 0, shown = 0; i < r.processes.size() && shown < 10; ++i) {
+    const auto& p = r.processes[i];
+    if (p.memory.empty() || (p.dumps < 3 && p.findings.empty())) continue;
+    if (!any)
+      out << "<h2>Memory</h2>\n<table class=\"memory\">\n<thead><tr><th>process</th>"
+             "<th>resident</th><th>malloc</th><th>mmap</th><th>other anonymous</th><th>file</th><th>shared</th></tr></thead>\n<tbody>\n";
+    any = true;
+    ++shown;
+    out << absl::StrFormat("<tr class=\"memory\" data-pid=\"%d\"><td>pid %d <code>%s</code></td>", p.pid, p.pid,
+                           esc(base_name(p.executable)));
+    for (const char* part : {"rss", "malloc", "mmap", "other_anon", "file", "shared"}) {
+      auto m = std::find_if(p.memory.begin(), p.memory.end(), [&](const MemoryLine& l) { return l.part == part; });
+      if (m == p.memory.end()) {
+        out << "<td></td>";
+        continue;
+      }
+      bool moving = m->verdict == "growing" || m->verdict == "plateau" || m->verdict == "transient";
+      out << absl::StrFormat("<td class=\"num\" data-part=\"%s\">%s<br><span class=\"verdict v-%s\">%s</span></td>", part,
+                             esc(human_bytes(m->last_bytes)), esc(moving ? m->verdict : "stable"),
+                             esc(m->verdict == "growing" ? "+" + human_rate(m->growth_bytes_per_s) : moving ? m->verdict : "flat"));
+    }
+    out << "</tr>\n";
+    for (const auto& f : p.findings) out << "<tr class=\"finding\"><td colspan=\"7\">&rarr; " << esc(f) << "</td></tr>\n";
+  }
+  if (any)
+    out << "</tbody>\n</table>\n<p class=\"note\">Resident memory as the kernel counts it, and its parts: what the "
+           "shim tracked through malloc and mmap (estimates from samples), the rest of the anonymous memory "
+           "(allocator retention, fragmentation, stacks), file-backed and shared memory.</p>\n";
+}
+
 }  // namespace
 
 void html(const Report& r, const HtmlOptions& o, std::ostream& out) {
@@ -248,7 +282,7 @@ void html(const Report& r, const HtmlOptions& o, std::ostream& out) {
   uint64_t sample_bytes = r.processes.empty() ? 0 : r.processes.front().sample_bytes;
   size_t growing = std::count_if(r.sites.begin(), r.sites.end(), [](const Site& s) { return s.verdict == "growing"; });
   std::string title = "leakwatch report";
-  if (!r.processes.empty()) absl::StrAppend(&title, ": ", base_name(r.processes.front().executable));
+  if (!r.subject.empty()) absl::StrAppend(&title, ": ", base_name(r.subject));
 
   out << "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       << "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -274,6 +308,7 @@ void html(const Report& r, const HtmlOptions& o, std::ostream& out) {
                            p.final_dump ? "exited normally" : "no final dump: killed, or still running");
   }
   if (r.processes.size() > 10) out << absl::StrFormat("<p class=\"note\">... and %d more processes</p>\n", r.processes.size() - 10);
+  memory(r, out);
 
   // Chart: the first sites (report order) that have a series to draw.
   std::vector<size_t> charted;
@@ -311,13 +346,13 @@ void html(const Report& r, const HtmlOptions& o, std::ostream& out) {
     std::string swatch = c == charted.end() ? "" : absl::StrFormat("<i class=\"swatch\" style=\"background:%s\"></i>",
                                                                     kPalette[(c - charted.begin()) % 8]);
     const SiteFrame* f = own_frame(s);
-    out << absl::StrFormat("<tr class=\"site\" data-rank=\"%d\"><td class=\"num\">%s%d</td><td class=\"verdict v-%s\">%s</td>"
+    out << absl::StrFormat("<tr class=\"site\" data-rank=\"%d\" data-site=\"%s\"><td class=\"num\">%s%d</td><td class=\"verdict v-%s\">%s</td>"
                            "<td class=\"num\">%s</td><td class=\"num\">%s</td><td class=\"num\">%.1f%%</td><td class=\"num\">%d</td><td>%s",
-                           i + 1, swatch, i + 1, esc(s.verdict), esc(s.verdict), esc(human_rate(finite(s.growth_bytes_per_s))),
+                           i + 1, site_id(s), swatch, i + 1, esc(s.verdict), esc(s.verdict), esc(human_rate(finite(s.growth_bytes_per_s))),
                            esc(human_bytes(s.live_bytes)), 100 * finite(s.confidence), s.processes,
                            f ? frame_html(*f) : std::string("?"));
     if (s.frames.size() > 1) {
-      out << absl::StrFormat("<details><summary>stack, %d frames</summary><ol>", s.frames.size());
+      out << absl::StrFormat("<details><summary>stack, %d frames (site %s)</summary><ol>", s.frames.size(), site_id(s));
       for (const FrameRef& fr : s.frames) out << "<li>" << frame_html(*fr) << "</li>";
       out << "</ol></details>";
     }

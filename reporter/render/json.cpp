@@ -54,6 +54,7 @@ void json(const Report& r, std::ostream& out) {
                        {"growth_bytes_per_s", finite(m.growth_bytes_per_s)},
                        {"growth_interval_bytes_per_s", {finite(m.growth_low), finite(m.growth_high)}},
                        {"confidence", m.confidence},
+                       {"reason", m.reason},
                        {"bytes", m.last_bytes}};
     json series = json::array();
     for (const auto& s : p.memory_series)
@@ -100,6 +101,8 @@ void json(const Report& r, std::ostream& out) {
                         {"incarnations", sv.incarnations}});
   json doc = {{"tool_version", kToolVersion},
               {"schema_version", kJsonSchemaVersion},
+              {"subject", r.subject},
+              {"sites_omitted", r.sites_omitted},
               {"start_time_ns", r.start_wall_ns},
               {"end_time_ns", r.end_wall_ns},
               {"services", services},

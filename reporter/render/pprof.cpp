@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "render/profile.pb.h"  // generated from reporter/render/profile.proto
 #include "reporter/render/render.h"
 
@@ -166,6 +167,20 @@ bool pprof(const Report& r, std::ostream& out) {
                                       r.dumps_read, human_duration(r.duration_s))));
   if (std::isfinite(r.detection_floor_bytes_per_s))
     p.add_comment(b.str(absl::StrCat("detection floor: ", human_rate(r.detection_floor_bytes_per_s))));
+  // All of each process's memory (`pprof -comments` shows it): the samples
+  // hold only what the shim tracked; these lines say how it compares with
+  // resident memory, and what to do when the growth is elsewhere.
+  for (size_t i = 0, shown = 0; i < r.processes.size() && shown < 10; ++i) {
+    const auto& proc = r.processes[i];
+    if (proc.memory.empty() || (proc.dumps < 3 && proc.findings.empty())) continue;
+    ++shown;
+    std::vector<std::string> parts;
+    for (const auto& m : proc.memory)
+      parts.push_back(absl::StrCat(m.part, " ", human_bytes(m.last_bytes),
+                                   m.verdict == "growing" ? " +" + human_rate(m.growth_bytes_per_s) : std::string()));
+    p.add_comment(b.str(absl::StrFormat("memory of pid %d %s: %s", proc.pid, proc.executable, absl::StrJoin(parts, ", "))));
+    for (const auto& f : proc.findings) p.add_comment(b.str(absl::StrCat("  -> ", f)));
+  }
 
   int64_t k_verdict = b.str("verdict"), k_rate = b.str("growth_rate"), k_site = b.str("site"),
           k_unit = b.str("bytes/s"), k_conf = b.str("confidence_pct"), k_pct = b.str("percent");

@@ -3,10 +3,12 @@
 //
 // Label cardinality is bounded by design: the top `top` sites (in report
 // order: growing first, by rate) get one series each, every other site is
-// summed into one series with site="other". No timestamps are written
-// (the textfile collector refuses them).
+// summed into one series with site="other"; memory has one series per
+// program and part. No timestamps are written (the textfile collector
+// refuses them).
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -51,6 +53,45 @@ std::string location(const SiteFrame* f) {
 
 std::string num(double v) { return absl::StrFormat("%.10g", finite(v)); }
 
+// All of each program's memory (analyze/memory.h), per part: what the
+// latest incarnation of each of its lanes (replicas) holds and how fast it
+// grows, summed over the lanes -- one series per program and part, whatever
+// restarts and pids come and go.
+void memory(const Report& r, const std::string& common, std::ostream& out) {
+  struct Part {
+    double bytes = 0, rate = 0;
+  };
+  std::map<std::pair<std::string, std::string>, Part> parts;  // (exe, part)
+  std::map<std::pair<size_t, size_t>, size_t> latest;         // (service, lane) -> process
+  for (size_t i = 0; i < r.processes.size(); ++i) {
+    const auto& p = r.processes[i];
+    if (p.memory.empty()) continue;
+    auto [it, fresh] = latest.emplace(std::make_pair(p.service, p.lane), i);
+    if (!fresh && r.processes[it->second].start_wall_ns <= p.start_wall_ns) it->second = i;
+  }
+  for (const auto& [key, i] : latest) {
+    const auto& p = r.processes[i];
+    for (const auto& m : p.memory) {
+      Part& part = parts[{base_name(p.executable), m.part}];
+      part.bytes += finite(m.last_bytes);
+      if (m.verdict == "growing") part.rate += finite(m.growth_bytes_per_s);  // an alert on > 0 means "still growing"
+    }
+  }
+  if (parts.empty()) return;
+  auto family = [&](const char* name, const char* help, double Part::*field) {
+    out << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n";
+    for (const auto& [key, part] : parts)
+      out << name << "{" << common << ",exe=\"" << label_value(key.first) << "\",part=\"" << key.second << "\"} "
+          << num(part.*field) << "\n";
+  };
+  family("leakwatch_memory_bytes",
+         "A program's memory at its last dump, by part (rss = malloc + mmap + other_anon + file + shared; "
+         "malloc and mmap are the tracked estimates), summed over its replicas.",
+         &Part::bytes);
+  family("leakwatch_memory_growth_bytes_per_second",
+         "Growth rate of a part of a program's memory while its verdict is growing (else 0), summed over its replicas.", &Part::rate);
+}
+
 }  // namespace
 
 const SiteFrame* own_frame(const Site& s) {
@@ -87,36 +128,46 @@ void prom(const Report& r, const PromOptions& o, std::ostream& out) {
   std::string program = exes.size() <= 3 ? absl::StrJoin(exes, ",") : absl::StrCat(exes.size(), " programs");
   std::string common = absl::StrCat("program=\"", label_value(program), "\"");
 
+  // A series is named by what does not change while a process runs: the
+  // site's id and frame. Its verdict and rank are values, not labels, so a
+  // verdict that flips (a leak found, a plateau reached) continues the
+  // same series and an alert's `for:` clause keeps counting.
   size_t top = std::min(o.top, r.sites.size());
   std::vector<std::string> labels;
   for (size_t i = 0; i < top; ++i) {
     const Site& s = r.sites[i];
     const SiteFrame* f = own_frame(s);
-    labels.push_back(absl::StrCat(common, ",rank=\"", i + 1, "\",site=\"", site_id(s), "\",function=\"",
-                                  label_value(f ? f->function : "?"), "\",location=\"", label_value(location(f)),
-                                  "\",verdict=\"", s.verdict, "\""));
+    labels.push_back(absl::StrCat(common, ",site=\"", site_id(s), "\",function=\"", label_value(f ? f->function : "?"),
+                                  "\",location=\"", label_value(location(f)), "\""));
   }
-  std::string other_labels =
-      absl::StrCat(common, ",rank=\"other\",site=\"other\",function=\"\",location=\"\",verdict=\"\"");
-  double other_live = 0, other_growth = 0;
-  for (size_t i = top; i < r.sites.size(); ++i) {
-    other_live += r.sites[i].live_bytes;
-    other_growth += finite(r.sites[i].growth_bytes_per_s);
-  }
+  std::string other_labels = absl::StrCat(common, ",site=\"other\",function=\"\",location=\"\"");
   bool has_other = r.sites.size() > top;
 
-  auto family = [&](const char* name, const char* help, auto value, double other) {
+  auto family = [&](const char* name, const char* help, auto value, bool with_other) {
     out << "# HELP " << name << " " << help << "\n# TYPE " << name << " gauge\n";
     for (size_t i = 0; i < top; ++i) out << name << "{" << labels[i] << "} " << num(value(r.sites[i])) << "\n";
-    if (has_other) out << name << "{" << other_labels << "} " << num(other) << "\n";
+    if (has_other && with_other) {
+      double sum = 0;
+      for (size_t i = top; i < r.sites.size(); ++i) sum += finite(value(r.sites[i]));
+      out << name << "{" << other_labels << "} " << num(sum) << "\n";
+    }
   };
   family("leakwatch_site_live_bytes",
          "Estimated live heap bytes of an allocation site at each process's last dump, summed over processes "
          "(site=\"other\": all sites below the top ones).",
-         [](const Site& s) { return s.live_bytes; }, other_live);
+         [](const Site& s) { return s.live_bytes; }, true);
   family("leakwatch_site_growth_bytes_per_second",
-         "Estimated growth rate of an allocation site's live heap (robust trend over the run), bytes per second.",
-         [](const Site& s) { return s.growth_bytes_per_s; }, other_growth);
+         "Estimated growth rate of an allocation site's live heap per process (restarts averaged), bytes per second.",
+         [](const Site& s) { return s.growth_bytes_per_s; }, true);
+  family("leakwatch_site_fleet_growth_bytes_per_second",
+         "Growth rate of the site summed over the processes alive at once (replicas), bytes per second.",
+         [](const Site& s) { return s.fleet_growth_bytes_per_s; }, true);
+  family("leakwatch_site_growing", "1 while the site's verdict is growing, else 0.",
+         [](const Site& s) { return s.verdict == "growing" ? 1.0 : 0.0; }, false);
+  family("leakwatch_site_confidence", "Confidence of the site's verdict, 0 to 1 (0 for stable and insufficient).",
+         [](const Site& s) { return s.verdict == "stable" || s.verdict == "insufficient" ? 0.0 : s.confidence; }, false);
+  family("leakwatch_site_rank", "The site's place in the report (1 = first: growing first, by rate).",
+         [&](const Site& s) { return static_cast<double>(&s - r.sites.data() + 1); }, false);
 
   size_t growing = std::count_if(r.sites.begin(), r.sites.end(), [](const Site& s) { return s.verdict == "growing"; });
   double live = 0;
@@ -133,6 +184,7 @@ void prom(const Report& r, const PromOptions& o, std::ostream& out) {
          r.detection_floor_bytes_per_s);
   scalar("leakwatch_report_duration_seconds", "Longest time covered by one process's dumps.", r.duration_s);
   scalar("leakwatch_processes", "Processes whose dumps were read.", static_cast<double>(r.processes.size()));
+  memory(r, common, out);
 }
 
 }  // namespace leakwatch::render

@@ -109,9 +109,10 @@ void memory(const Report& r, std::ostream& out) {
     if (!any) out << "memory (resident, as the kernel counts it; the parts' trends are estimates):\n";
     any = true;
     auto line = [&](const MemoryLine& m) {
-      if (m.verdict == "growing" || m.verdict == "plateau" || m.verdict == "transient")
-        return absl::StrFormat("%s %s (%s)", human_bytes(m.last_bytes), m.verdict == "growing" ? "+" + human_rate(m.growth_bytes_per_s) : m.verdict,
-                               m.verdict);
+      if (m.verdict == "growing")
+        return absl::StrFormat("%s +%s (growing)", human_bytes(m.last_bytes), human_rate(m.growth_bytes_per_s));
+      if (m.verdict == "plateau" || m.verdict == "transient")
+        return absl::StrFormat("%s (%s)", human_bytes(m.last_bytes), m.verdict);
       return absl::StrFormat("%s flat", human_bytes(m.last_bytes));
     };
     const MemoryLine* rss = &p.memory[0];
@@ -154,6 +155,7 @@ void text(const Report& r, const TextOptions& o, std::ostream& out) {
     return s.verdict == "stable" || s.verdict == "insufficient" ? std::string("-")
                                                                 : absl::StrFormat("%.1f%%", 100 * s.confidence);
   };
+  if (r.sites.empty()) return;  // "no growing sites" said it; no empty table
   out << "\n"
       << absl::StrFormat("%-12s %13s%s %11s %6s %5s  %-16s  %s\n", "VERDICT", "RATE", fleet ? absl::StrFormat(" %13s", "FLEET") : "",
                          "LIVE", "CONF", "PROCS", "ID", "SITE (allocating frame first)");

@@ -8,6 +8,7 @@
 #include "shim/dump/elf_symbols.h"
 #include "shim/dump/modules.h"
 #include "shim/record/recorder.h"
+#include "shim/sample/sampler.h"
 #include "shim/runtime/clock.h"
 #include "shim/runtime/identity.h"
 #include "shim/runtime/internal_alloc.h"
@@ -213,6 +214,7 @@ void put_identity(PayloadBuilder& b, const DumpFacts& f, const Selection& s) {
   b.field_str("reason", dump_reason_name(f.reason));
   b.field_u64("retention_level", f.retention_level);
   b.field_u64("sample_bytes", g_config.sample_bytes);
+  b.field_u64("mapping_sample_bytes", mapping_sample_bytes(g_config.sample_bytes));
   b.field_f64("interval_s", g_config.interval_s);
   b.field_u64("max_frames", static_cast<uint64_t>(g_config.max_frames));
   b.field_u64("dropped_samples", g_dropped_samples.load(std::memory_order_relaxed));

@@ -200,18 +200,18 @@ LW_EXPORT void dallocx(void* p, int flags) {
   g_real.dallocx(p, flags);
 }
 
-// ---- Anonymous mappings. A file mapping, or an anonymous one whose
-// countdown did not run out, goes straight to the system (a MAP_FIXED one
-// only when no sampled mapping exists, since it may replace one).
+// ---- Anonymous mappings: each one goes to the recorder, which samples it
+// (a system call already; the trial costs nothing next to it). A file
+// mapping goes straight to the system, unless it is fixed and may replace
+// a sampled mapping.
 
 namespace {
 inline __attribute__((always_inline)) void* do_mmap(void* addr, size_t len, int prot, int flags, int fd, off_t off) {
-  if (LW_LIKELY(!(flags & MAP_ANONYMOUS) || (sample_tick(len) && (!(flags & MAP_FIXED) || g_mappings.empty())))) {
+  if (LW_LIKELY(!(flags & MAP_ANONYMOUS) && (!(flags & MAP_FIXED) || g_mappings.empty()))) {
     auto f = g_real.mmap;
     if (LW_LIKELY(f != nullptr)) return f(addr, len, prot, flags, fd, off);
   }
-  return mmap_slow(addr, len, prot, flags, fd, off, /*sampled=*/!(flags & MAP_ANONYMOUS) ? false : t_state.countdown <= 0,
-                   reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
+  return mmap_slow(addr, len, prot, flags, fd, off, reinterpret_cast<uintptr_t>(__builtin_return_address(0)));
 }
 }  // namespace
 

@@ -366,24 +366,24 @@ void* real_mmap(void* addr, std::size_t len, int prot, int flags, int fd, off_t 
 void recorder_set_allocator_range(uintptr_t lo, uintptr_t hi) { g_alloc_lo = lo, g_alloc_hi = hi; }
 
 namespace {
-void* map_sampled(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, bool sampled, uintptr_t caller) {
-  const bool ours = enabled() && !Guard::active() && (flags & MAP_ANONYMOUS) &&
-                    !(caller >= g_alloc_lo && caller < g_alloc_hi);
-  if (!ours) return real_mmap(addr, len, prot, flags, fd, off);
+void* map_sampled(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, uintptr_t caller) {
+  if (!enabled() || Guard::active() || (caller >= g_alloc_lo && caller < g_alloc_hi))
+    return real_mmap(addr, len, prot, flags, fd, off);
   Guard guard;
-  if (sampled) sampled = sample_slow(len, g_config.sample_bytes);
+  const uint64_t mean = mapping_sample_bytes(g_config.sample_bytes);
+  const bool sampled = (flags & MAP_ANONYMOUS) && sample_mapping(page_up(len), mean);
   // The stack before the call: a fixed mapping replaces what was there.
   uint32_t stack = sampled ? mapping_stack() : 0;
   if (flags & MAP_FIXED) untrack_range(reinterpret_cast<uintptr_t>(addr), len);
   void* p = real_mmap(addr, len, prot, flags, fd, off);
   if (p != MAP_FAILED && sampled)
-    track_mapping(reinterpret_cast<uintptr_t>(p), len, stack, sample_weight(page_up(len), g_config.sample_bytes).count);
+    track_mapping(reinterpret_cast<uintptr_t>(p), len, stack, sample_weight(page_up(len), mean).count);
   return p;
 }
 }  // namespace
 
-void* mmap_slow(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, bool sampled, uintptr_t caller) {
-  void* p = map_sampled(addr, len, prot, flags, fd, off, sampled, caller);
+void* mmap_slow(void* addr, std::size_t len, int prot, int flags, int fd, off_t off, uintptr_t caller) {
+  void* p = map_sampled(addr, len, prot, flags, fd, off, caller);
   maybe_checkpoint();
   return p;
 }
@@ -426,15 +426,16 @@ void* remap_sampled(void* old_addr, std::size_t old_len, std::size_t new_len, in
     // Moved or resized: same stack; growth adds to what it was sampled over.
     double w = was.count_w;
     if (new_len > old_len && g_config.sample_bytes > 1 && w > 1) {
-      double S = static_cast<double>(g_config.sample_bytes);
+      double S = static_cast<double>(mapping_sample_bytes(g_config.sample_bytes));
       double exposed = -S * std::log1p(-1.0 / w) + static_cast<double>(new_len - old_len);
       w = 1.0 / -std::expm1(-exposed / S);
     }
     track_mapping(reinterpret_cast<uintptr_t>(q), new_len, was.stack, w);
-  } else if (new_len > old_len && !sample_tick(new_len - old_len) && sample_slow(new_len - old_len, g_config.sample_bytes)) {
-    // An unsampled mapping whose growth was sampled: as a fresh one of new_len.
+  } else if (new_len > old_len && sample_mapping(page_up(new_len) - page_up(old_len), mapping_sample_bytes(g_config.sample_bytes))) {
+    // An unsampled mapping whose growth was sampled: as a fresh one of
+    // new_len (unsampled before, sampled now: p(new_len) in all).
     track_mapping(reinterpret_cast<uintptr_t>(q), new_len, mapping_stack(),
-                  sample_weight(page_up(new_len), g_config.sample_bytes).count);
+                  sample_weight(page_up(new_len), mapping_sample_bytes(g_config.sample_bytes)).count);
   }
   return q;
 }

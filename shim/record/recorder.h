@@ -39,13 +39,14 @@ __attribute__((noinline)) bool forget_if_sampled(void* p);
 // ticked: the hook already charged `growth` bytes to the countdown and it ran out.
 __attribute__((noinline)) void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth = 0);
 
-// Anonymous mappings (record/mappings.h). `sampled`: the hook's countdown
-// for `len` ran out; `caller`: the mmap caller's return address (mappings
-// an allocator makes for its own heap are its business, not the program's).
+// Anonymous mappings (record/mappings.h), each sampled by itself
+// (sample_mapping, sampler.h); `caller`: the mmap caller's return address
+// (mappings an allocator makes for its own heap are its business, not the
+// program's).
 // A mapping that MAP_FIXED replaces, munmap removes or mremap moves leaves
 // the table first.
 __attribute__((noinline)) void* mmap_slow(void* addr, std::size_t len, int prot, int flags, int fd, off_t off,
-                                          bool sampled, uintptr_t caller);
+                                            uintptr_t caller);
 __attribute__((noinline)) int munmap_slow(void* addr, std::size_t len);
 __attribute__((noinline)) void* mremap_slow(void* old_addr, std::size_t old_len, std::size_t new_len, int flags,
                                             void* new_addr);

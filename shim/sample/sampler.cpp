@@ -69,6 +69,14 @@ bool sample_slow(std::size_t n, uint64_t mean) {
   return mean <= 1 || n > 0;
 }
 
+bool sample_mapping(std::size_t n, uint64_t mean) {
+  if (mean <= 1) return true;
+  ThreadState& t = t_state;
+  if (!t.rng) t.rng = seed_for_thread();
+  double u = static_cast<double>(next_random(&t.rng) >> 11) * (1.0 / 9007199254740992.0);  // [0, 1)
+  return u < -std::expm1(-static_cast<double>(n) / static_cast<double>(mean));
+}
+
 Weight sample_weight(std::size_t n, uint64_t mean) {
   if (mean <= 1) return {static_cast<double>(n), 1.0};
   double p = -std::expm1(-static_cast<double>(n) / static_cast<double>(mean));

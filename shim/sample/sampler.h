@@ -58,6 +58,20 @@ struct Weight {
 };
 Weight sample_weight(std::size_t n, uint64_t mean_bytes);
 
+// Anonymous mappings are sampled apart from allocations, each mapping by
+// itself with probability p(n) at a finer mean: a mapping is a system
+// call and page faults, so a stack for one in every ~64 KiB mapped costs
+// little next to them, and runtimes map their heaps in a few large pieces
+// (V8's 256 KiB pages, pymalloc's 1 MiB arenas), which a coarse S would
+// count in too few samples to show a trend in a short run. An independent
+// trial per mapping is the Poisson process over mapped bytes.
+constexpr uint64_t kMappingSampleBytes = 64 * 1024;
+inline uint64_t mapping_sample_bytes(uint64_t sample_bytes) {
+  return sample_bytes < kMappingSampleBytes ? sample_bytes : kMappingSampleBytes;
+}
+// Whether a mapping of n bytes is sampled, at mean `mean_bytes`.
+bool sample_mapping(std::size_t n, uint64_t mean_bytes);
+
 // Exposed for tests: exponential draw with mean `mean_bytes` from `state`.
 long long sample_draw(unsigned long long* state, uint64_t mean_bytes);
 

@@ -57,8 +57,12 @@ TEST_CASE("prom names the top sites and sums the rest into one series") {
   std::string t = out.str();
   CHECK(count(t, "leakwatch_site_live_bytes{") == 6);
   CHECK(count(t, "leakwatch_site_growth_bytes_per_second{") == 6);
-  CHECK(t.find("rank=\"other\",site=\"other\",function=\"\",location=\"\",verdict=\"\"} 450\n") != std::string::npos);
-  CHECK(t.find("rank=\"other\",site=\"other\",function=\"\",location=\"\",verdict=\"\"} 45\n") != std::string::npos);
+  CHECK(t.find("leakwatch_site_live_bytes{program=\"\",site=\"other\",function=\"\",location=\"\"} 450\n") != std::string::npos);
+  CHECK(t.find("leakwatch_site_growth_bytes_per_second{program=\"\",site=\"other\",function=\"\",location=\"\"} 45\n") !=
+        std::string::npos);
+  // Verdict, confidence and rank are values of their own, never summed into "other".
+  CHECK(count(t, "leakwatch_site_growing{") == 5);
+  CHECK(count(t, "leakwatch_site_rank{") == 5);
   CHECK(count(t, "# TYPE leakwatch_site_live_bytes gauge") == 1);
 }
 
@@ -67,7 +71,52 @@ TEST_CASE("prom without an other series when all sites fit") {
   r.sites.push_back(site("a", "growing", 1, 1));
   std::ostringstream out;
   render::prom(r, render::PromOptions{5}, out);
-  CHECK(out.str().find("rank=\"other\"") == std::string::npos);
+  CHECK(out.str().find(",site=\"other\",") == std::string::npos);
+}
+
+TEST_CASE("prom series keep their labels when a verdict flips") {
+  // Two reports of the same site, before and after its leak was found: the
+  // same label set, different values -- one continuing series per metric.
+  auto labels_of = [](const std::string& verdict) {
+    Report r;
+    r.sites.push_back(site("leaky", verdict, 100, verdict == "growing" ? 50 : 0));
+    std::ostringstream out;
+    render::prom(r, {}, out);
+    std::string t = out.str(), keys;
+    for (size_t at = 0, nl; (nl = t.find('\n', at)) != std::string::npos; at = nl + 1) {
+      std::string line = t.substr(at, nl - at);
+      if (line.rfind("leakwatch_site_", 0) == 0) keys += line.substr(0, line.rfind(' ')) + "\n";
+    }
+    return std::make_pair(keys, t);
+  };
+  auto [before, t1] = labels_of("stable");
+  auto [after, t2] = labels_of("growing");
+  CHECK(before == after);
+  CHECK(before.find("verdict") == std::string::npos);
+  CHECK(t1.find("leakwatch_site_growing{program=\"\",site=") != std::string::npos);
+  CHECK(t2.find("\"} 1\n") != std::string::npos);
+}
+
+TEST_CASE("prom carries each program's memory by part, latest incarnation per lane") {
+  Report r;
+  auto proc = [](uint64_t start, size_t lane, double rss, double rate) {
+    ProcessInfo p;
+    p.executable = "/srv/app";
+    p.start_wall_ns = start;
+    p.lane = lane;
+    p.memory.push_back({"rss", "growing", rate, rate, rate, 0.99, rss, ""});
+    p.memory.push_back({"mmap", "stable", 0, 0, 0, 0, 1000, ""});
+    return p;
+  };
+  r.processes.push_back(proc(1, 0, 5e6, 100));    // restarted: its successor counts
+  r.processes.push_back(proc(2, 0, 1e6, 200));
+  r.processes.push_back(proc(1, 1, 2e6, 300));    // a replica: summed
+  std::ostringstream out;
+  render::prom(r, {}, out);
+  std::string t = out.str();
+  CHECK(t.find("leakwatch_memory_bytes{program=\"app\",exe=\"app\",part=\"rss\"} 3000000\n") != std::string::npos);
+  CHECK(t.find("leakwatch_memory_growth_bytes_per_second{program=\"app\",exe=\"app\",part=\"rss\"} 500\n") != std::string::npos);
+  CHECK(t.find("leakwatch_memory_growth_bytes_per_second{program=\"app\",exe=\"app\",part=\"mmap\"} 0\n") != std::string::npos);
 }
 
 TEST_CASE("site ids depend on the frames only") {

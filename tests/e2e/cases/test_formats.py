@@ -93,14 +93,18 @@ class Prom(unittest.TestCase):
         growth = self.series("leakwatch_site_growth_bytes_per_second")
         # Bounded cardinality: top N plus one "other".
         self.assertEqual(len(live), self.TOP + 1)
-        self.assertEqual([l["rank"] for l, _ in live], ["1", "2", "3", "other"])
+        self.assertEqual([l["site"] == "other" for l, _ in live], [False, False, False, True])
+        ranks = self.series("leakwatch_site_rank")
+        self.assertEqual([v for _, v in ranks], [1, 2, 3])
+        flags = self.series("leakwatch_site_growing")
         total = sum(v for _, v in live)
         self.assertAlmostEqual(total, sum(s["live_bytes"] for s in sites), delta=1 + 1e-6 * total)
         for i, (labels, value) in enumerate(live[:self.TOP]):
             s = sites[i]
             self.assertAlmostEqual(value, s["live_bytes"], delta=1e-6 * s["live_bytes"] + 1)
             self.assertAlmostEqual(growth[i][1], s["growth_bytes_per_s"], delta=1e-6 * abs(s["growth_bytes_per_s"]) + 1e-6)
-            self.assertEqual(labels["verdict"], s["verdict"])
+            self.assertNotIn("verdict", labels)  # a value, so a flip keeps the series
+            self.assertEqual(flags[i][1], 1 if s["verdict"] == "growing" else 0)
             self.assertIn(labels["function"], {f["function"] for f in s["frames"]})
             self.assertRegex(labels["site"], r"^[0-9a-f]{16}$")
             self.assertEqual(labels["program"], "three_leaks")

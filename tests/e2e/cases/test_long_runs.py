@@ -170,9 +170,12 @@ class LongRuns(lwtest.ShimTestCase):
         infos = [lwtest.inspect_info(p) for p in lwtest.list_dumps(self.dir)]
         self.assertLessEqual(len(infos), 5)
         peak = max(i["rss"] for i in infos)
-        others = sorted(i["rss"] for i in infos)[:-1]
         self.assertGreater(peak, 60 << 20, "a kept dump saw the 64 MiB peak: %s" % [i["rss"] for i in infos])
-        self.assertLess(max(others), peak - (32 << 20), "the peak is one moment, not the rest of the run")
+        # The peak lasts 0.6 s: an evenly kept dump may fall inside it too,
+        # but the first and the newest (past the peak) are lower.
+        low = [i for i in infos if i["rss"] < peak - (32 << 20)]
+        self.assertGreaterEqual(len(low), 2, "the peak is one moment, not the rest of the run: %s"
+                                % [(round(i["t"], 2), i["rss"]) for i in infos])
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 environment table is the one `leakwatch env-help` prints from the table the
 shim parses, and the install layout is the documented one."""
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -18,6 +19,21 @@ class Readme(unittest.TestCase):
         readme = open(os.path.join(ROOT, "README.md")).read()
         for line in table.strip().splitlines():
             self.assertIn(line, readme, "README's env table is out of date; paste `leakwatch env-help`")
+
+    def test_command_reference_and_exit_statuses_match_the_cli(self):
+        # The README's command reference is the CLI's own help, pasted:
+        # every line of `leakwatch --help` (with the exit statuses) and of
+        # each command's --help.
+        readme = open(os.path.join(ROOT, "README.md")).read()
+        top = subprocess.run([lwtest.CLI, "--help"], stdout=subprocess.PIPE, text=True, timeout=30, check=True).stdout
+        commands = re.findall(r"^  ([a-z][a-z-]+)  ", top, re.M)
+        self.assertIn("report", commands)
+        for args in [["--help"]] + [[c, "--help"] for c in commands]:
+            out = subprocess.run([lwtest.CLI, *args], stdout=subprocess.PIPE, text=True, timeout=30, check=True).stdout
+            for line in out.rstrip().splitlines():
+                if line.strip():
+                    self.assertIn(line.rstrip() + "\n", readme,
+                                  "README's command reference is out of date (`leakwatch %s`)" % " ".join(args))
 
     def test_install_layout_and_run_finds_the_shim(self):
         with tempfile.TemporaryDirectory() as prefix:
