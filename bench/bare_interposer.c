@@ -7,6 +7,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 static void* (*r_malloc)(size_t);
 static void (*r_free)(void*);
@@ -16,6 +21,9 @@ static int (*r_posix_memalign)(void**, size_t, size_t);
 static void* (*r_aligned_alloc)(size_t, size_t);
 static void* (*r_memalign)(size_t, size_t);
 static size_t (*r_usable)(void*);
+static void* (*r_mmap)(void*, size_t, int, int, int, off_t);
+static int (*r_munmap)(void*, size_t);
+static void* (*r_mremap)(void*, size_t, size_t, int, ...);
 
 static char boot[65536] __attribute__((aligned(64)));
 static size_t boot_used;
@@ -40,6 +48,9 @@ static void resolve(void) {
   r_aligned_alloc = dlsym(RTLD_NEXT, "aligned_alloc");
   r_memalign = dlsym(RTLD_NEXT, "memalign");
   r_usable = dlsym(RTLD_NEXT, "malloc_usable_size");
+  r_mmap = dlsym(RTLD_NEXT, "mmap");
+  r_munmap = dlsym(RTLD_NEXT, "munmap");
+  r_mremap = dlsym(RTLD_NEXT, "mremap");
   r_malloc = dlsym(RTLD_NEXT, "malloc");
   resolving = 0;
 }
@@ -75,3 +86,27 @@ void* reallocarray(void* p, size_t count, size_t size) {
 }
 void* valloc(size_t n) { resolve(); return r_memalign(4096, n); }
 void* pvalloc(size_t n) { resolve(); return r_memalign(4096, (n + 4095) & ~(size_t)4095); }
+
+/* The mapping calls the shim hooks too (all-memory tracking), forwarded
+ * the same way; before the first malloc resolves them, straight to the
+ * kernel. */
+void* mmap(void* a, size_t n, int prot, int flags, int fd, off_t off) {
+  if (__builtin_expect(!r_mmap, 0)) return (void*)syscall(SYS_mmap, a, n, prot, flags, fd, off);
+  return r_mmap(a, n, prot, flags, fd, off);
+}
+void* mmap64(void* a, size_t n, int prot, int flags, int fd, off_t off) { return mmap(a, n, prot, flags, fd, off); }
+int munmap(void* a, size_t n) {
+  if (__builtin_expect(!r_munmap, 0)) return (int)syscall(SYS_munmap, a, n);
+  return r_munmap(a, n);
+}
+void* mremap(void* old, size_t old_size, size_t new_size, int flags, ...) {
+  void* want = NULL;
+  if (flags & MREMAP_FIXED) {
+    va_list ap;
+    va_start(ap, flags);
+    want = va_arg(ap, void*);
+    va_end(ap);
+  }
+  if (__builtin_expect(!r_mremap, 0)) return (void*)syscall(SYS_mremap, old, old_size, new_size, flags, want);
+  return r_mremap(old, old_size, new_size, flags, want);
+}

@@ -82,6 +82,7 @@ def workloads(build):
         ("stl", [f"{w}/stl", "16"], {}, None, "synthetic"),
         ("realloc-growth", [f"{w}/realloc_growth", "realloc", "60000"], {}, None, "synthetic"),
         ("deep-stacks", [f"{w}/deep_stacks", "2500000"], {}, None, "deep"),
+        ("mmap-churn", [f"{w}/mmap_churn", "20000"], {}, None, "synthetic"),
         ("python", ["/usr/bin/python3", f"{s}/python_work.py", "1"], py, None, "real"),
         # --single-threaded-gc: V8's concurrent GC threads made the CPU time
         # of identical runs vary 0.6..2 s on this 2-core machine.

@@ -14,6 +14,7 @@ const char* memory_part_name(MemoryPart p) {
     case MemoryPart::kOtherAnon: return "other_anon";
     case MemoryPart::kFile: return "file";
     case MemoryPart::kShared: return "shared";
+    case MemoryPart::kShim: return "leakwatch";
     case MemoryPart::kCount: break;
   }
   return "?";
@@ -41,10 +42,11 @@ MemoryTrends analyze_memory(const std::vector<MemoryPoint>& pts, double S, doubl
         case MemoryPart::kMalloc: v = p.malloc_live, k = p.malloc_samples; break;
         case MemoryPart::kMmap: v = p.mmap_live, k = p.mmap_samples; break;
         case MemoryPart::kOtherAnon:
-          v = std::max(0.0, p.rss_anon - p.malloc_live - p.mmap_live), k = p.malloc_samples + p.mmap_samples;
+          v = std::max(0.0, p.rss_anon - p.malloc_live - p.mmap_live - p.shim), k = p.malloc_samples + p.mmap_samples;
           break;
         case MemoryPart::kFile: v = p.rss_file; break;
         case MemoryPart::kShared: v = p.rss_shmem; break;
+        case MemoryPart::kShim: v = p.shim; break;
         case MemoryPart::kCount: break;
       }
       s.push_back(Point{p.t_s, v, k, 0});

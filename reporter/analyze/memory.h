@@ -12,11 +12,12 @@
 //   rss         VmRSS
 //   malloc      live bytes of the malloc family (estimated from samples)
 //   mmap        resident bytes of sampled anonymous mappings (estimated)
-//   other_anon  anonymous resident memory neither explains: allocator
-//               retention and fragmentation, thread stacks, libc's own
-//               mappings, the shim's tables (RssAnon - malloc - mmap)
+//   other_anon  anonymous resident memory none of these explains:
+//               allocator retention and fragmentation, thread stacks,
+//               libc's own mappings (RssAnon - malloc - mmap - leakwatch)
 //   file        file-backed resident memory (code, mapped files)
 //   shared      shared memory (tmpfs, memfd, System V / POSIX shm)
+//   leakwatch   the shim's own tables, resident (its cost, kept apart)
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -35,10 +36,11 @@ struct MemoryPoint {
   double rss, rss_anon, rss_file, rss_shmem;
   double malloc_live, malloc_samples;
   double mmap_live, mmap_samples;
+  double shim = 0;  // the shim's own resident bytes
 };
 
-enum class MemoryPart { kRss, kMalloc, kMmap, kOtherAnon, kFile, kShared, kCount };
-const char* memory_part_name(MemoryPart p);  // "rss", "malloc", "mmap", "other_anon", "file", "shared"
+enum class MemoryPart { kRss, kMalloc, kMmap, kOtherAnon, kFile, kShared, kShim, kCount };
+const char* memory_part_name(MemoryPart p);  // "rss", "malloc", "mmap", "other_anon", "file", "shared", "leakwatch"
 
 struct MemoryTrend {
   GrowthResult result;  // verdict, rate, confidence, interval

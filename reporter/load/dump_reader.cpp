@@ -221,6 +221,7 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
       else if (key == "pid_ns") d.pid_ns = u;
       else if (key == "mnt_ns") d.mnt_ns = u;
       else if (key == "shim_mapped_bytes") d.shim_mapped_bytes = u;
+      else if (key == "shim_resident_bytes") d.memory.shim_resident = u;
       else if (key == "final") d.final_dump = u != 0;
       else if (key == "interval_s") d.interval_s = fval;
       else if (key == "exe") d.exe = sval;

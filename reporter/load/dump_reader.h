@@ -42,6 +42,7 @@ struct Record {
 // as by dumps of format 1.0).
 struct MemoryFacts {
   uint64_t rss = 0, rss_anon = 0, rss_file = 0, rss_shmem = 0, rss_peak = 0, swap = 0, vm_size = 0, threads = 0;
+  uint64_t shim_resident = 0;  // of rss_anon, the shim's own tables (format 1.1 dumps from this release on)
 };
 
 struct Dump {

@@ -249,12 +249,13 @@ void memory(const Report& r, std::ostream& out) {
     if (p.memory.empty() || (p.dumps < 3 && p.findings.empty())) continue;
     if (!any)
       out << "<h2>Memory</h2>\n<table class=\"memory\">\n<thead><tr><th>process</th>"
-             "<th>resident</th><th>malloc</th><th>mmap</th><th>other anonymous</th><th>file</th><th>shared</th></tr></thead>\n<tbody>\n";
+             "<th>resident</th><th>malloc</th><th>mmap</th><th>other anonymous</th><th>file</th><th>shared</th>"
+             "<th>leakwatch</th></tr></thead>\n<tbody>\n";
     any = true;
     ++shown;
     out << absl::StrFormat("<tr class=\"memory\" data-pid=\"%d\"><td>pid %d <code>%s</code></td>", p.pid, p.pid,
                            esc(base_name(p.executable)));
-    for (const char* part : {"rss", "malloc", "mmap", "other_anon", "file", "shared"}) {
+    for (const char* part : {"rss", "malloc", "mmap", "other_anon", "file", "shared", "leakwatch"}) {
       auto m = std::find_if(p.memory.begin(), p.memory.end(), [&](const MemoryLine& l) { return l.part == part; });
       if (m == p.memory.end()) {
         out << "<td></td>";
@@ -266,12 +267,12 @@ void memory(const Report& r, std::ostream& out) {
                              esc(m->verdict == "growing" ? "+" + human_rate(m->growth_bytes_per_s) : moving ? m->verdict : "flat"));
     }
     out << "</tr>\n";
-    for (const auto& f : p.findings) out << "<tr class=\"finding\"><td colspan=\"7\">&rarr; " << esc(f) << "</td></tr>\n";
+    for (const auto& f : p.findings) out << "<tr class=\"finding\"><td colspan=\"8\">&rarr; " << esc(f) << "</td></tr>\n";
   }
   if (any)
     out << "</tbody>\n</table>\n<p class=\"note\">Resident memory as the kernel counts it, and its parts: what the "
            "shim tracked through malloc and mmap (estimates from samples), the rest of the anonymous memory "
-           "(allocator retention, fragmentation, stacks), file-backed and shared memory.</p>\n";
+           "(allocator retention, fragmentation, stacks), file-backed and shared memory, and leakwatch's own tables.</p>\n";
 }
 
 }  // namespace

@@ -37,8 +37,9 @@ void inspect(const load::Dump& d, std::ostream& out) {
                            d.memory.swap ? ", " + human_bytes(static_cast<double>(d.memory.swap)) + " swapped" : "");
   out << absl::StrFormat("  sampling    every %d bytes on average, max %d frames, interval %.3gs\n", d.sample_bytes,
                          d.max_frames, d.interval_s);
-  out << absl::StrFormat("  shim        %s, %s of its own memory mapped%s\n", d.shim_version,
+  out << absl::StrFormat("  shim        %s, %s of its own memory mapped, %s resident%s\n", d.shim_version,
                          human_bytes(static_cast<double>(d.shim_mapped_bytes)),
+                         human_bytes(static_cast<double>(d.memory.shim_resident)),
                          d.dropped_samples ? absl::StrFormat(", %d samples dropped", d.dropped_samples) : "");
   for (const auto& [k, v] : d.extra) out << absl::StrFormat("  %-11s %s\n", k, v);
   double live = 0, alloc = 0;

@@ -85,7 +85,7 @@ void memory(const Report& r, const std::string& common, std::ostream& out) {
           << num(part.*field) << "\n";
   };
   family("leakwatch_memory_bytes",
-         "A program's memory at its last dump, by part (rss = malloc + mmap + other_anon + file + shared; "
+         "A program's memory at its last dump, by part (rss = malloc + mmap + other_anon + file + shared + leakwatch; "
          "malloc and mmap are the tracked estimates), summed over its replicas.",
          &Part::bytes);
   family("leakwatch_memory_growth_bytes_per_second",

@@ -63,6 +63,17 @@ void PayloadBuilder::end_section() {
 void PayloadBuilder::field(const char* key, uint32_t type, uint64_t v) {
   format::Field f{str(key), type, v};
   out_.put(f);
+  ++fields_;
+}
+
+void PayloadBuilder::begin_fields() {
+  fields_at_ = out_.size();
+  fields_ = 0;
+  out_.put(uint32_t{0});
+}
+
+void PayloadBuilder::end_fields() {
+  if (fields_at_ + sizeof fields_ <= out_.size()) out_.patch(fields_at_, &fields_, sizeof fields_);
 }
 
 void PayloadBuilder::field_f64(const char* key, double v) {

@@ -27,6 +27,10 @@ class PayloadBuilder {
   void field_i64(const char* key, int64_t v) { field(key, format::kI64, static_cast<uint64_t>(v)); }
   void field_f64(const char* key, double v);
   void field_str(const char* key, const char* v) { field(key, format::kString, str(v)); }
+  // A list of fields preceded by its count: begin_fields() leaves room for
+  // the count, end_fields() writes how many field_*() calls came between.
+  void begin_fields();
+  void end_fields();
   // Appends the string table section; returns false if memory ran out.
   bool finish();
   const ByteBuffer& bytes() const { return out_; }
@@ -42,6 +46,8 @@ class PayloadBuilder {
   Arena* arena_;
   ByteBuffer out_;
   std::size_t section_start_ = 0;
+  std::size_t fields_at_ = 0;
+  uint32_t fields_ = 0;
   Str* table_ = nullptr;  // open addressing
   uint64_t cap_ = 0;
   uint32_t count_ = 0;

@@ -192,7 +192,7 @@ void put_identity(PayloadBuilder& b, const DumpFacts& f, const Selection& s) {
   const Identity& id = g_identity;
   const ProcMemory& m = f.memory;
   b.begin_section(format::kIdentity);
-  b.put(uint32_t{41});  // the number of fields below
+  b.begin_fields();
   b.field_str("shim_version", "leakwatch 0.2.0");
   b.field_u64("pid", static_cast<uint64_t>(id.pid));
   b.field_u64("ppid", static_cast<uint64_t>(id.ppid));
@@ -207,8 +207,8 @@ void put_identity(PayloadBuilder& b, const DumpFacts& f, const Selection& s) {
   b.field_u64("mnt_ns", id.mnt_ns);
   b.field_u64("start_wall_ns", id.start_wall_ns);
   b.field_u64("start_mono_ns", id.start_mono_ns);
-  b.field_u64("wall_ns", wall_ns());
-  b.field_u64("mono_ns", mono_ns());
+  b.field_u64("wall_ns", f.wall_ns);
+  b.field_u64("mono_ns", f.mono_ns);
   b.field_u64("seq", f.seq);
   b.field_u64("final", f.reason == DumpReason::kFinal ? 1 : 0);
   b.field_str("reason", dump_reason_name(f.reason));
@@ -224,6 +224,7 @@ void put_identity(PayloadBuilder& b, const DumpFacts& f, const Selection& s) {
   b.field_u64("records_folded", s.nsel - s.nkept);
   b.field_u64("live_samples", g_samples.size());
   b.field_u64("shim_mapped_bytes", mapped_bytes());
+  b.field_u64("shim_resident_bytes", resident_own_bytes());
   b.field_u64("dense_mode", dense_mode() ? 1 : 0);
   b.field_str("dump_dir", g_config.dir);
   b.field_str("match", g_config.match);
@@ -235,6 +236,7 @@ void put_identity(PayloadBuilder& b, const DumpFacts& f, const Selection& s) {
   b.field_u64("swap_bytes", m.swap);
   b.field_u64("vm_size_bytes", m.vm_size);
   b.field_u64("threads", m.threads);
+  b.end_fields();
   b.end_section();
 }
 

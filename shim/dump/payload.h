@@ -23,6 +23,7 @@ struct DumpFacts {
   DumpReason reason = DumpReason::kPeriodic;
   ProcMemory memory;            // the kernel's view at dump time
   uint64_t retention_level = 0; // kept dumps are at least interval << level apart
+  uint64_t mono_ns = 0, wall_ns = 0;  // the moment of the snapshot (not when the file is done)
 };
 
 bool payload_init();  // reserves the tables that outlive one dump

@@ -5,6 +5,7 @@
 #include "shim/dump/writer.h"
 #include "shim/runtime/checkpoint.h"
 #include "shim/runtime/clock.h"
+#include "shim/runtime/identity.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/proc_memory.h"
@@ -76,7 +77,10 @@ void schedule_checkpoint(uint64_t now) {
 
 namespace {
 void install(uint64_t now) {
-  g_next_dump = now + g_interval_ns;
+  // The grid starts at the process's start, as retention's buckets do: one
+  // periodic dump per bucket, so none displaces another.
+  uint64_t start = g_identity.start_mono_ns <= now ? g_identity.start_mono_ns : now;
+  g_next_dump = start + ((now - start) / g_interval_ns + 1) * g_interval_ns;
   g_next_trigger = now + kTriggerEvery;
   g_next_high_water = now + kHighWaterEvery;
   checkpoint_install(schedule_checkpoint, min3(g_next_dump, g_next_trigger, high_water_enabled() ? g_next_high_water : UINT64_MAX));

@@ -162,6 +162,11 @@ void write_dump(void* arg) {
     DumpFacts facts;
     facts.seq = g_seq;
     facts.reason = job->reason;
+    // One moment for the file and for retention: a write slowed down by a
+    // busy machine must not move the dump into the next bucket (where it
+    // would displace, or be displaced by, the next one).
+    facts.mono_ns = mono_ns();
+    facts.wall_ns = wall_ns();
     facts.retention_level = static_cast<uint64_t>(g_retention.level());
     read_proc_memory(&facts.memory);
     if (build_payload(b, scratch, facts) && seal_dump(b.bytes(), &scratch, &file)) {
@@ -169,7 +174,7 @@ void write_dump(void* arg) {
       if (job->ok) {
         ++g_seq;
         uint8_t pin = pin_of(job->reason, facts.memory.rss);
-        g_retention.add(KeptDump{facts.seq, mono_ns() - g_identity.start_mono_ns, file.size(), pin}, remove_dump,
+        g_retention.add(KeptDump{facts.seq, facts.mono_ns - g_identity.start_mono_ns, file.size(), pin}, remove_dump,
                         nullptr);
       }
     } else {

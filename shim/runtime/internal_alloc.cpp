@@ -10,6 +10,40 @@ namespace {
 std::atomic<std::size_t> g_mapped{0};
 constexpr std::size_t kPage = 4096;
 std::size_t round_pages(std::size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
+
+// Every region the shim maps, so a dump can say how much of it is
+// resident (the process's RSS counts it; the report must not call it the
+// program's). Lock-free slots: a region found no slot is mapped anyway and
+// goes uncounted (the total above still has it).
+constexpr int kRegionSlots = 1024;
+struct Region {
+  std::atomic<uintptr_t> start{0};
+  std::atomic<std::size_t> bytes{0};
+};
+Region g_regions[kRegionSlots];
+
+void remember(void* p, std::size_t bytes) {
+  auto at = reinterpret_cast<uintptr_t>(p);
+  for (Region& r : g_regions) {
+    uintptr_t empty = 0;
+    if (r.start.load(std::memory_order_relaxed) == 0 &&
+        r.start.compare_exchange_strong(empty, at, std::memory_order_acq_rel)) {
+      r.bytes.store(bytes, std::memory_order_release);
+      return;
+    }
+  }
+}
+
+void forget(void* p) {
+  auto at = reinterpret_cast<uintptr_t>(p);
+  for (Region& r : g_regions) {
+    if (r.start.load(std::memory_order_acquire) == at) {
+      r.bytes.store(0, std::memory_order_release);
+      r.start.store(0, std::memory_order_release);
+      return;
+    }
+  }
+}
 }  // namespace
 
 void* map_pages(std::size_t bytes, bool noreserve) {
@@ -18,6 +52,7 @@ void* map_pages(std::size_t bytes, bool noreserve) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
   if (p == MAP_FAILED) return nullptr;
   g_mapped.fetch_add(bytes, std::memory_order_relaxed);
+  remember(p, bytes);
   return p;
 }
 
@@ -34,11 +69,30 @@ void* map_pages_wiped_on_fork(std::size_t bytes) {
 void unmap_pages(void* p, std::size_t bytes) {
   if (!p) return;
   bytes = round_pages(bytes);
+  forget(p);
   ::munmap(p, bytes);
   g_mapped.fetch_sub(bytes, std::memory_order_relaxed);
 }
 
 std::size_t mapped_bytes() { return g_mapped.load(std::memory_order_relaxed); }
+
+std::size_t resident_own_bytes() {
+  unsigned char vec[1024];
+  std::size_t pages = 0;
+  for (Region& r : g_regions) {
+    uintptr_t start = r.start.load(std::memory_order_acquire);
+    std::size_t bytes = r.bytes.load(std::memory_order_acquire);
+    if (start == 0 || bytes == 0) continue;
+    // A region unmapped meanwhile makes mincore fail (ENOMEM): nothing counted.
+    for (std::size_t off = 0; off < bytes; off += sizeof vec * kPage) {
+      std::size_t n = (bytes - off) / kPage;
+      if (n > sizeof vec) n = sizeof vec;
+      if (::mincore(reinterpret_cast<void*>(start + off), n * kPage, vec) != 0) break;
+      for (std::size_t i = 0; i < n; ++i) pages += vec[i] & 1;
+    }
+  }
+  return pages * kPage;
+}
 
 struct Arena::Chunk {
   Chunk* next;

@@ -21,6 +21,9 @@ void* map_pages_wiped_on_fork(std::size_t bytes);
 
 // Total bytes currently mapped by map_pages (for the shim's self-report).
 std::size_t mapped_bytes();
+// How much of that is resident now (mincore over each region; a dump's
+// "shim_resident_bytes", which the report keeps apart from the program's).
+std::size_t resident_own_bytes();
 
 // Bump allocator over mmap'd chunks; memory is returned all at once by reset().
 class Arena {

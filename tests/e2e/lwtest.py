@@ -189,6 +189,10 @@ def inspect_info(path, timeout=60):
         if m:
             info["rss"] = parse_bytes(m.group(1))
             continue
+        m = re.match(r"^  shim        .*, ([0-9.]+ \S+) resident", line)
+        if m:
+            info["shim_resident"] = parse_bytes(m.group(1))
+            continue
         m = re.match(r"^  sampling    every (\d+) bytes", line)
         if m:
             info["sample_bytes"] = int(m.group(1))

@@ -18,10 +18,13 @@ TOLERANCE = 0.5
 
 
 def measured_slope(stdout):
-    """The program's own resident-size slope, from its "rss T BYTES" lines."""
+    """The program's own resident-size slope, from its "rss T BYTES" lines
+    (a least-squares line when it printed more than two)."""
     pts = [(float(t), int(b)) for t, b in re.findall(rb"^rss ([0-9.]+) (\d+)$", stdout, re.M)]
-    (t0, b0), (t1, b1) = pts[0], pts[-1]
-    return (b1 - b0) / (t1 - t0)
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    mb = sum(b for _, b in pts) / n
+    return sum((t - mt) * (b - mb) for t, b in pts) / sum((t - mt) ** 2 for t, _ in pts)
 
 
 class AllMemory(lwtest.ShimTestCase):

@@ -270,7 +270,8 @@ class SharedVolume(ContainerTestCase):
         procs = []
         for host in ("pod-a", "pod-b"):
             cmd = in_container([lwtest.program(LEAKER), "2.5", "600000"], self.dir, flags=PID_NS + ["--uts"],
-                               setup='hostname "%s"' % host, interval=0.1, sample_bytes=16384, match=LEAKER)
+                               setup='hostname "%s"' % host, interval=0.1, sample_bytes=16384, match=LEAKER,
+                               high_water=0, max_dumps=100000)  # every dump stays: no holes to explain
             procs.append(subprocess.Popen(cmd, env=lwtest.plain_env(), stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE))
         try:
@@ -310,7 +311,8 @@ class KilledContainer(ContainerTestCase):
     def _start_round(self, prog):
         before = len(lwtest.list_dumps(self.dir))
         # Many distinct stacks and dense sampling: bigger dumps, longer writes.
-        cmd = in_container([prog, "0", "2000000", "120"], self.dir, interval=0.05, sample_bytes=4096, match=LEAKER)
+        cmd = in_container([prog, "0", "2000000", "120"], self.dir, interval=0.05, sample_bytes=4096, match=LEAKER,
+                           high_water=0, max_dumps=100000)
         p = subprocess.Popen(cmd, env=lwtest.plain_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             init = lwtest.wait_until(lambda: started_as(p.pid, prog), 20, "the container's PID 1 to start")

@@ -43,7 +43,10 @@ class CreateWatch:
 
 class ExitPaths(lwtest.ShimTestCase):
     def test_final_dump_at_normal_exit(self):
-        r = self.assertSameAsPlain([lwtest.program("simple_alloc"), "600000"], interval=0.05, sample_bytes=4096)
+        # No thinning and no extra high-water dumps: every dump written stays
+        # (retention's own holes are tested in test_long_runs).
+        r = self.assertSameAsPlain([lwtest.program("simple_alloc"), "600000"], interval=0.05, sample_bytes=4096,
+                                   max_dumps=100000, high_water=0)
         paths = self.assertDumpsValid(r, at_least=3)
         infos = [lwtest.inspect_info(p) for p in paths]
         self.assertEqual(len({i["pid"] for i in infos}), 1)
@@ -85,7 +88,7 @@ class ExitPaths(lwtest.ShimTestCase):
         for k in range(6):
             d = os.path.join(self.tmp, "kill%d" % k)
             b = self.start([lwtest.program("kill_churn"), "60"], dump_dir=d, name="kill%d" % k, sample_bytes=1,
-                           interval=0.05)
+                           interval=0.05, high_water=0)  # a high-water dump may replace the one before it
             lwtest.wait_until(lambda: b"ready\n" in b.stdout(), 30, "kill_churn to start")
             need = rng.randint(1, 4)
             lwtest.wait_until(lambda: len(lwtest.list_dumps(d)) >= need, 60, "%d dumps in %s" % (need, d))
@@ -110,7 +113,7 @@ class ExitPaths(lwtest.ShimTestCase):
             w = CreateWatch(d)
             try:
                 b = self.start([lwtest.program("kill_churn"), "60"], dump_dir=d, name="write%d" % k, sample_bytes=1,
-                               interval=0.05)
+                               interval=0.05, high_water=0)
                 target, seen = rng.randint(1, 4), 0
                 while seen < target:
                     seen += sum(1 for n in w.next_names(30) if TEMP_NAME.match(n))

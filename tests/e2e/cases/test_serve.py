@@ -168,6 +168,34 @@ class Serve(lwtest.ShimTestCase):
         lwtest.wait_until(lambda: metric(self.metrics(srv), "leakwatch_serve_report_ok") == 1, 30, "the report back")
         self.assertLess(self.stop_server(srv), 10)
 
+    def test_shipped_rules_and_sidecar_manifest(self):
+        # The PrometheusRule holds the same groups as the rules file, and
+        # the Kubernetes sidecar's command line is one `serve` accepts.
+        try:
+            import yaml
+        except ImportError:
+            self.skipTest("python3-yaml is not installed (.ci/packages.txt installs it)")
+        rules = yaml.safe_load(open(os.path.join(ROOT, "docker", "prometheus", "leakwatch-rules.yml")))
+        crd = yaml.safe_load(open(os.path.join(ROOT, "docker", "kubernetes", "leakwatch-alerts.yaml")))
+        self.assertEqual(crd["kind"], "PrometheusRule")
+        self.assertEqual(crd["spec"], rules)
+        docs = list(yaml.safe_load_all(open(os.path.join(ROOT, "docker", "kubernetes", "leaky-app.yaml"))))
+        deploy = [d for d in docs if d and d["kind"] == "Deployment"][0]
+        pod = deploy["spec"]["template"]
+        sidecar = [c for c in pod["spec"]["containers"] if c["name"] == "leakwatch-serve"][0]
+        port = sidecar["ports"][0]["containerPort"]
+        self.assertEqual(pod["metadata"]["annotations"]["prometheus.io/port"], str(port))
+        self.assertTrue(any(m["mountPath"] == "/dumps" and m.get("readOnly") for m in sidecar["volumeMounts"]))
+        service = [d for d in docs if d and d["kind"] == "Service"][0]
+        self.assertEqual(service["spec"]["ports"][0]["targetPort"], sidecar["ports"][0]["name"])
+        argv = sidecar["command"]
+        self.assertEqual(argv[:2], ["leakwatch", "serve"])
+        os.makedirs(self.dir)
+        args = [self.dir if a == "/dumps" else "127.0.0.1:0" if a.startswith("0.0.0.0:") else a for a in argv[2:]]
+        srv = self.start([lwtest.CLI, "serve", *args], preload=False, env=lwtest.plain_env(), name="sidecar")
+        lwtest.wait_until(lambda: b"on http://127.0.0.1:" in srv.stderr(), 30, "the sidecar's command to serve")
+        self.assertLess(self.stop_server(srv), 10)
+
     def test_thousands_of_dumps_memory_stays_bounded(self):
         # 8 processes x 250 dumps. Rebuilding again and again over the same
         # 2000 dumps must not grow the server: its peak RSS after 6

@@ -19,8 +19,9 @@ Asserted:
   every 0.5 s -- the dumps' shim_mapped_bytes counts reservations, not
   memory in use) does not keep growing: from the second quarter of the run
   to the last quarter, a shim run may grow at most 32 MiB more than the
-  baseline did; and its overhead over the baseline stays under a fixed
-  budget for its mode;
+  baseline did, not counting the shim's own bounded tables filling up
+  (each dump says how much of them is resident); and its overhead over the
+  baseline, tables and all, stays under a fixed budget for its mode;
 - every dump is valid (`leakwatch inspect`), the parent's last dump is
   final, and the report reads them all.
 The RSS figures are printed (stderr) for the record.
@@ -128,11 +129,20 @@ class Soak(lwtest.ShimTestCase):
         for name in ("sparse", "dense"):
             s = samplers[name].samples
             q2, q4, half = window(s, 0.25, 0.5), window(s, 0.75, 1.0), window(s, 0.5, 1.0)
-            growth = (q4 - q2) - (base_q4 - base_q2)
+            # The shim's own tables are bounded reservations that fill as
+            # the run touches more of them (dense mode's sample set: 128
+            # MiB); the dumps say how much of them is resident. That fill is
+            # held to the overhead budget; the growth check is on the rest.
+            parent = [p for p in lwtest.list_dumps(os.path.join(self.tmp, name))
+                      if ".%d." % runs[name].pid in os.path.basename(p)]
+            own = [(i["t"], i.get("shim_resident", 0)) for i in map(lwtest.inspect_info, parent)]
+            own_growth = window(own, 0.75, 1.0) - window(own, 0.25, 0.5)
+            growth = (q4 - q2) - own_growth - (base_q4 - base_q2)
             overhead = half - base_half
-            lines.append("  %-7s q2 %7.1f  q4 %7.1f  peak %7.1f  overhead %+7.1f  growth vs plain %+6.1f  (%s)"
-                         % (name, q2 / MiB, q4 / MiB, max(r for _, r in s) / MiB, overhead / MiB, growth / MiB,
-                            runs[name].stdout().decode().strip()))
+            lines.append("  %-7s q2 %7.1f  q4 %7.1f  peak %7.1f  overhead %+7.1f  shim tables %+6.1f  "
+                         "growth vs plain %+6.1f  (%s)"
+                         % (name, q2 / MiB, q4 / MiB, max(r for _, r in s) / MiB, overhead / MiB, own_growth / MiB,
+                            growth / MiB, runs[name].stdout().decode().strip()))
             if growth > GROWTH_LIMIT:
                 problems.append("%s: RSS grew %.1f MiB more than the baseline from q2 to q4" % (name, growth / MiB))
             if overhead > BUDGET[name]:

@@ -2,6 +2,7 @@
  * lock) for ever, while main() allocates and calls exit(0): the process
  * must exit at once, as it does without the shim, and leave its final dump.
  * Usage: phdr_exit */
+#define _GNU_SOURCE  /* dl_iterate_phdr */
 #include <link.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -38,7 +39,8 @@ int main(void) {
   LW_CHECK(pthread_create(&t, NULL, in_callback, NULL) == 0);
   char c;
   LW_CHECK(read(g_ready[0], &c, 1) == 1);
-  for (int i = 0; i < 1000; ++i) main_alloc(1000 + (size_t)i);
+  /* 16 MB: at the default 512 KiB sampling, ~30 samples expected (the chance of none: e^-30) */
+  for (int i = 0; i < 1000; ++i) main_alloc(16000 + (size_t)i);
   printf("exiting\n");
   exit(0);
 }
