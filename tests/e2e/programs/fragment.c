@@ -12,20 +12,6 @@
 
 #include "lw_check.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static long rss(void) {
-  FILE* f = fopen("/proc/self/statm", "r");
-  long size = 0, res = 0;
-  LW_CHECK(f && fscanf(f, "%ld %ld", &size, &res) == 2);
-  fclose(f);
-  return res * 4096;
-}
-
 __attribute__((noinline)) static void* fragment_block(size_t n) {
   char* p = malloc(n);
   LW_CHECK(p);
@@ -37,13 +23,13 @@ __attribute__((noinline)) static void* fragment_block(size_t n) {
 int main(int argc, char** argv) {
   LW_CHECK(argc == 3);
   double rate = atof(argv[1]), seconds = atof(argv[2]);
-  double t0 = now_s();
-  printf("rss %.3f %ld\n", 0.0, rss());
+  double t0 = lw_now_s();
+  printf("rss %.3f %ld\n", 0.0, lw_rss_bytes());
   fflush(stdout);
   long round = 0;
   void* prev = fragment_block(32768);
   for (;;) {
-    double t = now_s() - t0;
+    double t = lw_now_s() - t0;
     if (t >= seconds) break;
     while (round < (long)(rate * t)) {
       void* next = fragment_block(32768 + (size_t)(round + 1) * 64);
@@ -56,7 +42,7 @@ int main(int argc, char** argv) {
     struct timespec pause = {0, 2000000};
     nanosleep(&pause, NULL);
   }
-  printf("rss %.3f %ld\n", now_s() - t0, rss());
+  printf("rss %.3f %ld\n", lw_now_s() - t0, lw_rss_bytes());
   printf("rounds %ld\n", round);
   return 0;
 }

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 /* splitmix64: one state word, deterministic across runs. */
 static inline uint64_t lw_next(uint64_t* s) {
@@ -51,6 +53,22 @@ static inline int lw_verify(const void* p, size_t n, uint64_t seed) {
       abort();                                                                       \
     }                                                                                \
   } while (0)
+
+/* Seconds on the monotonic clock. */
+static inline double lw_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Resident bytes, as the kernel counts them (/proc/self/statm). */
+static inline long lw_rss_bytes(void) {
+  FILE* f = fopen("/proc/self/statm", "r");
+  long size = 0, res = 0;
+  LW_CHECK(f && fscanf(f, "%ld %ld", &size, &res) == 2);
+  fclose(f);
+  return res * sysconf(_SC_PAGESIZE);
+}
 
 /* Keeps the compiler from dropping or merging an allocation. */
 #define LW_ESCAPE(p) __asm__ volatile("" : : "r"(p) : "memory")

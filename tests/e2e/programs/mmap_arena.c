@@ -11,20 +11,6 @@
 
 #include "lw_check.h"
 
-static long rss(void) {
-  FILE* f = fopen("/proc/self/statm", "r");
-  long size = 0, res = 0;
-  LW_CHECK(f && fscanf(f, "%ld %ld", &size, &res) == 2);
-  fclose(f);
-  return res * 4096;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 enum { kChunk = 256 * 1024 };
 
 __attribute__((noinline)) static void* arena_grow(size_t n) {
@@ -66,11 +52,11 @@ int main(int argc, char** argv) {
   LW_CHECK(grown != MAP_FAILED);
   for (size_t i = 0; i < 4 * kChunk; i += 4096) grown[i] = 2;
   printf("ready\n");
-  double start = now_s(), kept = 0;
-  printf("rss %.3f %ld\n", 0.0, rss());
+  double start = lw_now_s(), kept = 0;
+  printf("rss %.3f %ld\n", 0.0, lw_rss_bytes());
   fflush(stdout);
-  while (now_s() - start < seconds) {
-    while (kept + kChunk <= rate * (now_s() - start)) {
+  while (lw_now_s() - start < seconds) {
+    while (kept + kChunk <= rate * (lw_now_s() - start)) {
       arena_grow(kChunk);
       kept += kChunk;
     }
@@ -81,7 +67,7 @@ int main(int argc, char** argv) {
     struct timespec pause = {0, 2000000};
     nanosleep(&pause, NULL);
   }
-  printf("rss %.3f %ld\n", now_s() - start, rss());
-  printf("kept %.0f bytes in %.2f s\n", kept, now_s() - start);
+  printf("rss %.3f %ld\n", lw_now_s() - start, lw_rss_bytes());
+  printf("kept %.0f bytes in %.2f s\n", kept, lw_now_s() - start);
   return 0;
 }

@@ -28,12 +28,6 @@ static atomic_int g_stop;
 static pthread_mutex_t g_dl_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char* g_plugin;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 /* Recursion gives each depth its own call stack; the alternation between
  * two functions gives more distinct return addresses. */
 __attribute__((noinline)) static uint64_t deep_b(int depth, uint64_t r);
@@ -154,10 +148,10 @@ int main(int argc, char** argv) {
   LW_CHECK(pthread_create(&t[4], NULL, signal_thread, NULL) == 0);
   struct itimerval it = {{0, 500}, {0, 500}};
   LW_CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
-  double end = now_s() + seconds;
+  double end = lw_now_s() + seconds;
   long forks = 0;
   int hung = 0;
-  while (now_s() < end && !hung) {
+  while (lw_now_s() < end && !hung) {
     /* A batch of children at a time: more forks per second. */
     pid_t pids[8];
     pthread_mutex_lock(&g_dl_lock);
@@ -181,11 +175,11 @@ int main(int argc, char** argv) {
       pids[k] = pid;
     }
     pthread_mutex_unlock(&g_dl_lock);
-    double limit = now_s() + 10;
+    double limit = lw_now_s() + 10;
     for (int k = 0; k < 8; ++k) {
       int status = 0;
       pid_t got;
-      while ((got = waitpid(pids[k], &status, WNOHANG)) == 0 && now_s() < limit) {
+      while ((got = waitpid(pids[k], &status, WNOHANG)) == 0 && lw_now_s() < limit) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
       }

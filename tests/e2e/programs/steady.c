@@ -5,20 +5,6 @@
 
 #include "lw_check.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static long rss(void) {
-  FILE* f = fopen("/proc/self/statm", "r");
-  long size = 0, res = 0;
-  LW_CHECK(f && fscanf(f, "%ld %ld", &size, &res) == 2);
-  fclose(f);
-  return res * 4096;
-}
-
 __attribute__((noinline)) static void* steady_work(size_t n) {
   char* p = malloc(n);
   LW_CHECK(p);
@@ -29,15 +15,15 @@ __attribute__((noinline)) static void* steady_work(size_t n) {
 
 int main(int argc, char** argv) {
   LW_CHECK(argc == 2);
-  double seconds = atof(argv[1]), t0 = now_s();
+  double seconds = atof(argv[1]), t0 = lw_now_s();
   enum { kSlots = 4096 };
   static void* slots[kSlots];
   uint64_t seed = 9;
   /* Warm up to the working set first. */
   for (int i = 0; i < kSlots; ++i) slots[i] = steady_work(16 + lw_next(&seed) % 4000);
-  printf("rss %.3f %ld\n", now_s() - t0, rss());
+  printf("rss %.3f %ld\n", lw_now_s() - t0, lw_rss_bytes());
   fflush(stdout);
-  while (now_s() - t0 < seconds) {
+  while (lw_now_s() - t0 < seconds) {
     for (int k = 0; k < 2000; ++k) {
       int s = (int)(lw_next(&seed) % kSlots);
       free(slots[s]);
@@ -46,6 +32,6 @@ int main(int argc, char** argv) {
     struct timespec pause = {0, 1000000};
     nanosleep(&pause, NULL);
   }
-  printf("rss %.3f %ld\n", now_s() - t0, rss());
+  printf("rss %.3f %ld\n", lw_now_s() - t0, lw_rss_bytes());
   return 0;
 }

@@ -13,12 +13,6 @@
 
 #include "lw_check.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 __attribute__((noinline)) static void* steady_leak_site(size_t n) {
   void* p = malloc(n);
   LW_CHECK(p);
@@ -43,9 +37,9 @@ __attribute__((noinline)) static void hold_peak(size_t mib) {
   LW_CHECK(big);
   for (size_t i = 0; i < (mib << 20); i += 4096) big[i] = 1;  /* resident */
   LW_ESCAPE(big);
-  double until = now_s() + 0.6;
+  double until = lw_now_s() + 0.6;
   uint64_t seed = 3;
-  while (now_s() < until) churn_scratch(&seed);  /* allocating: the shim looks at memory */
+  while (lw_now_s() < until) churn_scratch(&seed);  /* allocating: the shim looks at memory */
   free(big);
 }
 
@@ -56,11 +50,11 @@ int main(int argc, char** argv) {
   const size_t block = 1000;
   printf("ready\n");
   fflush(stdout);
-  double start = now_s(), leaked = 0;
+  double start = lw_now_s(), leaked = 0;
   uint64_t seed = 1;
   int peaked = 0;
   for (;;) {
-    double t = now_s() - start;
+    double t = lw_now_s() - start;
     if (seconds > 0 && t >= seconds) break;
     if (seconds == 0) {
       struct pollfd pfd = {0, POLLIN, 0};
@@ -81,6 +75,6 @@ int main(int argc, char** argv) {
     struct timespec pause = {0, 1000000};
     nanosleep(&pause, NULL);
   }
-  printf("leaked %.0f bytes in %.2f s\n", leaked, now_s() - start);
+  printf("leaked %.0f bytes in %.2f s\n", leaked, lw_now_s() - start);
   return 0;
 }
