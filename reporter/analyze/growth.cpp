@@ -442,6 +442,7 @@ GrowthResult analyze_series(const std::vector<Point>& points, const SeriesOption
     return r;
   }
   const double span = o.back().t - o.front().t;
+  r.span_s = span;
   if (!(span > 0)) {
     r.reason = "all dumps at the same time";
     return r;
@@ -775,13 +776,17 @@ GrowthResult combine_incarnations(const std::vector<GrowthResult>& in_order) {
     }
     Trend trend() const { return sw > 0 ? Trend{sws / sw, 1.0 / std::sqrt(sw), pts} : Trend{0, 0, pts}; }
   } all, early, rec;
-  double rate_w = 0, rate_ws = 0, rate_sum = 0;
+  double rate_w = 0, rate_ws = 0, rate_var = 0, rate_sum = 0;
   std::size_t pooled = 0, analysed = 0;
   double best_growing_z = -std::numeric_limits<double>::infinity();
   for (const GrowthResult& g : in_order) {
     rate_sum += g.growth_bytes_per_s;
     const double se = (g.slope_high - g.slope_low) / (2.0 * kZ95);
-    if (std::isfinite(se) && se > 0) rate_w += 1 / (se * se), rate_ws += g.growth_bytes_per_s / (se * se);
+    if (std::isfinite(se) && se > 0 && g.span_s > 0) {
+      rate_w += g.span_s;
+      rate_ws += g.span_s * g.growth_bytes_per_s;
+      rate_var += g.span_s * g.span_s * se * se;
+    }
     if (g.overall.points >= 3) ++analysed;
     if (g.verdict == Verdict::growing) best_growing_z = std::max(best_growing_z, g.z);
     if (poolable(g) && g.overall.se > 0 && g.early.se > 0 && g.recent.se > 0) {
@@ -792,7 +797,7 @@ GrowthResult combine_incarnations(const std::vector<GrowthResult>& in_order) {
     }
   }
   out.growth_bytes_per_s = rate_w > 0 ? rate_ws / rate_w : rate_sum / static_cast<double>(in_order.size());
-  const double se = rate_w > 0 ? 1.0 / std::sqrt(rate_w) : std::numeric_limits<double>::infinity();
+  const double se = rate_w > 0 ? std::sqrt(rate_var) / rate_w : std::numeric_limits<double>::infinity();
   out.slope_low = out.growth_bytes_per_s - kZ95 * se;
   out.slope_high = out.growth_bytes_per_s + kZ95 * se;
   out.overall = all.trend();

@@ -141,6 +141,7 @@ struct GrowthResult {
   Trend early;              // early half (dumps up to the midpoint; at least 3)
   Trend recent;             // recent half (dumps from the midpoint; at least 3)
   const char* reason = "";  // one short phrase saying why (static string)
+  double span_s = 0;        // time from the first to the last point
 };
 
 // Analyzes one site's series. Points may come in any order; non-finite values
@@ -191,8 +192,12 @@ GrowthResult combine(const std::vector<GrowthResult>& per_process);
 // (the same rule as per process) reaches 3 sigma, or when one incarnation
 // is growing strongly enough after the Bonferroni correction (as combine()).
 // Otherwise the most common verdict, as combine(). growth_bytes_per_s is
-// the weighted mean of the incarnations' reported rates (their plain mean
-// when none has a finite interval). combine_incarnations({r}) reproduces r.
+// the incarnations' reported rates weighted by their spans (the growth of all
+// of them over their total time; their plain mean when none has a finite
+// interval). Not inverse-variance: a leak's counting noise grows with the
+// estimated rate, so such weights favour whichever incarnation happened to
+// read low (measured: -12% on average over two 4 s incarnations at 8 KiB).
+// combine_incarnations({r}) reproduces r.
 GrowthResult combine_incarnations(const std::vector<GrowthResult>& in_order);
 
 }  // namespace leakwatch::analyze

@@ -60,7 +60,7 @@ class LongRuns(lwtest.ShimTestCase):
         self.assertEqual(proc["dumps_written"], infos[-1]["seq"] + 1)
 
     def run_incarnation(self, seconds, kill_after=None, name="inc"):
-        b = self.start([lwtest.program("steady_leak"), str(RATE), str(seconds)], sample_bytes=8192, interval=0.1,
+        b = self.start([lwtest.program("steady_leak"), str(RATE), str(seconds)], sample_bytes=2048, interval=0.1,
                        name=name)
         lwtest.wait_until(lambda: b"ready\n" in b.stdout(), 30, "%s to start" % name)
         if kill_after is None:
