@@ -30,18 +30,15 @@ using namespace leakwatch::shim;
 
 namespace {
 
+// g_real.malloc and g_real.free are never null (real_functions.cpp).
 inline __attribute__((always_inline)) void* do_malloc(std::size_t n, Op op) {
-  if (LW_LIKELY(sample_tick(n))) {
-    auto f = g_real.malloc;
-    if (LW_LIKELY(f != nullptr)) return f(n);
-  }
+  if (LW_LIKELY(sample_tick(n))) return g_real.malloc(n);
   return alloc_slow(op, n, 0);
 }
 
 inline __attribute__((always_inline)) void do_free(void* p) {
   if (LW_UNLIKELY(maybe_sampled(p))) return free_slow(p);
-  auto f = g_real.free;
-  if (LW_LIKELY(f != nullptr)) f(p);
+  g_real.free(p);
 }
 
 inline __attribute__((always_inline)) void* do_aligned(Op op, std::size_t align, std::size_t n) {

@@ -6,11 +6,27 @@
 #include <unistd.h>
 
 #include "shim/record/granule_marks.h"
+#include "shim/record/recorder.h"
 
 namespace leakwatch::shim {
 
 alignas(4096) char g_bootstrap_arena[kBootstrapSize];
-RealFunctions g_real;
+
+namespace {
+// Until the real functions are resolved the hooks' fast paths land here, so
+// they need no null test: malloc goes to the slow path (which resolves, or
+// serves the bootstrap arena), free of a bootstrap block never reaches it.
+void* unresolved_malloc(std::size_t n) { return alloc_slow(Op::kMalloc, n, 0); }
+void unresolved_free(void*) {}
+constexpr RealFunctions unresolved() {
+  RealFunctions r{};
+  r.malloc = &unresolved_malloc;
+  r.free = &unresolved_free;
+  return r;
+}
+}  // namespace
+
+constinit RealFunctions g_real = unresolved();
 
 namespace {
 std::atomic<std::size_t> g_bootstrap_used{0};

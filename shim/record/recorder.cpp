@@ -132,7 +132,11 @@ bool recorder_init(uint64_t sample_bytes) {
       while (scale > 1 && log2_buckets < 21) scale >>= 1, ++log2_buckets;
     }
   }
-  return g_samples.init(log2_buckets) && g_stacks.init(1u << 18) && g_mappings.init(16384);
+  // Homes start in the first 2^10 buckets (256 KiB) in sparse mode, where a
+  // lookup for each extra level is paid only by the frees of marked
+  // granules; dense mode probes on every free, so it starts 4 levels down.
+  const int log2_start = sample_bytes < kDenseBelow ? log2_buckets - 4 : 10;
+  return g_samples.init(log2_buckets, log2_start) && g_stacks.init(1u << 18) && g_mappings.init(16384);
 }
 
 namespace {
@@ -286,7 +290,7 @@ void* realloc_sampled(void* p, std::size_t n, bool ticked, std::size_t growth) {
     // Sample with the growth the countdown was charged, not a recomputed one.
     if (!sample_slow(growth, g_config.sample_bytes)) return g_real.realloc(p, n);
   } else if (ticked) {
-    sample_slow(0, g_config.sample_bytes);  // already sampled: just draw the next countdown
+    (void)sample_slow(growth, g_config.sample_bytes);  // already sampled: only charge the growth
   }
   if (sampled) return resize_sampled(p, n, usable, info);
   // An unsampled block whose growth was sampled becomes sampled: its

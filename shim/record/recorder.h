@@ -36,7 +36,7 @@ __attribute__((noinline)) void free_slow(void* p);
 // Drops p's record if it is a sampled block (p is about to be freed by
 // another path); returns whether it was.
 __attribute__((noinline)) bool forget_if_sampled(void* p);
-// ticked: the hook already charged `growth` bytes to the countdown and it ran out.
+// ticked: the hook's countdown ran out on `growth` bytes (the slow path charges them).
 __attribute__((noinline)) void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth = 0);
 
 // Anonymous mappings (record/mappings.h), each sampled by itself

@@ -4,23 +4,33 @@
 
 namespace leakwatch::shim {
 
-bool SampledSet::init(int log2_buckets) {
+bool SampledSet::init(int log2_buckets, int log2_start) {
   uint64_t n = uint64_t{1} << log2_buckets;
   // Wiped on fork: a child's sampled set starts empty (stack_table.h says why).
   buckets_ = static_cast<Bucket*>(map_pages_wiped_on_fork(n * sizeof(Bucket)));
   if (!buckets_) return false;
   mask_ = n - 1;
+  max_level_ = log2_buckets;
+  start_level_ = log2_start < log2_buckets ? log2_start : log2_buckets;
+  level_.store(start_level_, std::memory_order_release);
   return true;
 }
 
-SampledSet::Bucket* SampledSet::home(uintptr_t key) const {
+uint64_t SampledSet::hash(uintptr_t key) {
   // Fibonacci hashing; the low 4 bits of a heap pointer carry nothing.
-  uint64_t h = (static_cast<uint64_t>(key) >> 4) * 0x9E3779B97F4A7C15ULL;
-  return &buckets_[(h >> 20) & mask_];
+  return ((static_cast<uint64_t>(key) >> 4) * 0x9E3779B97F4A7C15ULL) >> 20;
 }
 
-std::atomic<uintptr_t>* SampledSet::find(uintptr_t key, Bucket** bucket, int* slot) const {
-  Bucket* b = home(key);
+// Level `start` homes keys in buckets [0, 2^start); each later level L in
+// the buckets it adds, [2^(L-1), 2^L): new keys go where the load is low,
+// not on top of the older levels' keys.
+SampledSet::Bucket* SampledSet::home(uint64_t h, int level) const {
+  if (level == start_level_) return &buckets_[h & ((uint64_t{1} << level) - 1)];
+  const uint64_t half = uint64_t{1} << (level - 1);
+  return &buckets_[half + (h & (half - 1))];
+}
+
+std::atomic<uintptr_t>* SampledSet::find_from(Bucket* b, uintptr_t key, Bucket** bucket, int* slot) const {
   for (int i = 0; i < kSlots; ++i)
     if (b->key[i].load(std::memory_order_acquire) == key) return *bucket = b, *slot = i, &b->key[i];
   if (b->displaced.load(std::memory_order_acquire) == 0) return nullptr;
@@ -30,6 +40,13 @@ std::atomic<uintptr_t>* SampledSet::find(uintptr_t key, Bucket** bucket, int* sl
     for (int i = 0; i < kSlots; ++i)
       if (o->key[i].load(std::memory_order_acquire) == key) return *bucket = o, *slot = i, &o->key[i];
   }
+  return nullptr;
+}
+
+std::atomic<uintptr_t>* SampledSet::find(uintptr_t key, Bucket** bucket, int* slot) const {
+  const uint64_t h = hash(key);
+  for (int l = level_.load(std::memory_order_acquire); l >= start_level_; --l)  // newest first
+    if (auto* k = find_from(home(h, l), key, bucket, slot)) return k;
   return nullptr;
 }
 
@@ -61,15 +78,14 @@ bool SampledSet::update(uintptr_t key, const SampleInfo& info, SampleInfo* old) 
   return true;
 }
 
-bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
-  if (!buckets_ || key == 0) return false;
-  Bucket* h = home(key);
-  auto try_bucket = [&](Bucket* b) {
+bool SampledSet::insert_at(Bucket* h, uintptr_t key, const SampleInfo& info) {
+  auto try_bucket = [&](Bucket* b, int w) {
     for (int i = 0; i < kSlots; ++i) {
       uintptr_t expected = 0;
       if (b->key[i].load(std::memory_order_relaxed) == 0 &&
           b->key[i].compare_exchange_strong(expected, key, std::memory_order_acq_rel)) {
         b->info[i] = info;
+        b->offset[i] = static_cast<uint8_t>(w);
         // Publish the payload to the thread that will free this address.
         std::atomic_thread_fence(std::memory_order_release);
         return true;
@@ -77,22 +93,46 @@ bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
     }
     return false;
   };
-  if (try_bucket(h)) {
-    live_[thread_shard()].n.fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
+  if (try_bucket(h, 0)) return true;
   // Announce the displacement before placing, so a concurrent lookup of
   // this key (which cannot happen before we return) would find it.
   h->displaced.fetch_add(1, std::memory_order_acq_rel);
   uint64_t idx = static_cast<uint64_t>(h - buckets_);
-  for (int w = 1; w <= kWindow; ++w) {
-    if (try_bucket(&buckets_[(idx + w) & mask_])) {
-      live_[thread_shard()].n.fetch_add(1, std::memory_order_relaxed);
-      return true;
-    }
-  }
+  for (int w = 1; w <= kWindow; ++w)
+    if (try_bucket(&buckets_[(idx + w) & mask_], w)) return true;
   h->displaced.fetch_sub(1, std::memory_order_acq_rel);
   return false;
+}
+
+// Half full at this level: spread new keys over twice the buckets.
+void SampledSet::maybe_grow(int level) {
+  if (level >= max_level_ || size() * 2 < (uint64_t{kSlots} << level)) return;
+  level_.compare_exchange_strong(level, level + 1, std::memory_order_acq_rel);
+}
+
+bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
+  if (!buckets_ || key == 0) return false;
+  const uint64_t h = hash(key);
+  for (;;) {
+    int level = level_.load(std::memory_order_acquire);
+    if (insert_at(home(h, level), key, info)) {
+      live_[thread_shard()].n.fetch_add(1, std::memory_order_relaxed);
+      maybe_grow(level);
+      return true;
+    }
+    // A full window: open the next level; at the last, the older levels'
+    // ranges take new keys again as their old ones are freed.
+    if (level < max_level_) {
+      level_.compare_exchange_strong(level, level + 1, std::memory_order_acq_rel);
+      continue;
+    }
+    for (int l = level - 1; l >= start_level_; --l)
+      if (insert_at(home(h, l), key, info)) {
+        live_[thread_shard()].n.fetch_add(1, std::memory_order_relaxed);
+        return true;
+      }
+    return false;
+  }
 }
 
 bool SampledSet::erase(uintptr_t key, SampleInfo* info) {
@@ -103,11 +143,15 @@ bool SampledSet::erase(uintptr_t key, SampleInfo* info) {
   if (!k) return false;
   std::atomic_thread_fence(std::memory_order_acquire);
   if (info) *info = b->info[s];
+  // A displaced key's home is the bucket `offset` before it, whatever the
+  // level. Read before the slot is released: then it may be another key's.
+  const uint8_t w = b->offset[s];
   uintptr_t expected = key;
   // A CAS, not a store: two racing erases of one key (a double free in the
   // host) must not both succeed.
   if (!k->compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) return false;
-  if (b != home(key)) home(key)->displaced.fetch_sub(1, std::memory_order_acq_rel);
+  if (w != 0)
+    buckets_[(static_cast<uint64_t>(b - buckets_) - w) & mask_].displaced.fetch_sub(1, std::memory_order_acq_rel);
   live_[thread_shard()].n.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }

@@ -55,9 +55,9 @@ bool sample_slow(std::size_t n, uint64_t mean) {
     t.initialized = 1;
     t.rng = seed_for_thread();
     sample_arm(sample_draw(&t.rng, mean));
-    t.countdown -= charged;
-    if (t.countdown > 0) return false;
   }
+  t.countdown -= charged;
+  if (t.countdown > 0) return false;
   // countdown <= 0: this allocation reached the end of the window; the
   // sample point itself lies `pending` bytes past the window's end.
   long long left = t.pending + t.countdown;

@@ -33,17 +33,24 @@
 
 namespace leakwatch::shim {
 
-// True while the current allocation needs no further attention.
+// True while the current allocation needs no further attention: the
+// countdown (never negative between calls) is charged n. Otherwise nothing
+// is charged; sample_slow() charges it. One unsigned compare also keeps a
+// huge n (malloc(SIZE_MAX)) off the fast path without masking it.
 inline __attribute__((always_inline)) bool sample_tick(std::size_t n) {
-  long long c = t_state.countdown - static_cast<long long>(n & 0x3fffffffffffffffULL);
-  t_state.countdown = c;
-  return __builtin_expect(c > 0, 1);
+  const auto c = static_cast<unsigned long long>(t_state.countdown);
+  if (__builtin_expect(n < c, 1)) {
+    t_state.countdown = static_cast<long long>(c - n);
+    return true;
+  }
+  return false;
 }
 
 constexpr long long kCheckWindow = 64 * 1024;
 
-// Called when sample_tick() returned false. Returns whether the allocation
-// of n bytes is sampled; arms the thread's next countdown either way.
+// Called when sample_tick() returned false: charges the n bytes, returns
+// whether the allocation is sampled, and arms the thread's next countdown
+// either way.
 bool sample_slow(std::size_t n, uint64_t mean_bytes);
 
 // Sets the distance to the next sample point (tests; sample_slow uses it).

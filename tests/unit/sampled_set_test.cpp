@@ -206,9 +206,12 @@ TEST_CASE("sampled set: a full window drops the insert and keeps the rest intact
 TEST_CASE("sampled set: concurrent insert/erase from 4 threads with disjoint keys", "[sampled_set][threads]") {
   // A moderately small table (2^8 buckets, 1792 slots) so that threads
   // collide in buckets and windows; each thread keeps up to 300 keys live
-  // (1200 in all, 67% load), inserting and erasing in random order.
+  // (1200 in all, 67% load), inserting and erasing in random order. Started
+  // at 2^3 buckets, the homes' level goes up while the threads race.
+  const int start = GENERATE(8, 3);
+  INFO("start level " << start);
   SampledSet s;
-  REQUIRE(s.init(8));
+  REQUIRE(s.init(8, start));
   constexpr int kThreads = 4;
   constexpr int kKeysPerThread = 20000;
   constexpr int kLive = 300;
@@ -272,6 +275,37 @@ TEST_CASE("sampled set: concurrent insert/erase from 4 threads with disjoint key
   // back to zero with the entries (a leaked counter only costs probes, but
   // a table that refuses inserts when empty would be a bug).
   for (int i = 1; i <= 1000; ++i) REQUIRE(s.insert(page_key(i), info_for(i)));
+}
+
+TEST_CASE("sampled set: homes spread over more buckets only as the set fills", "[sampled_set]") {
+  SampledSet s;
+  REQUIRE(s.init(15, 10));
+  CHECK(s.level() == 10);
+  // Half of 7 << 10 slots, and the level stays.
+  std::vector<uintptr_t> keys;
+  for (uint64_t i = 1; keys.size() < 3000; ++i) {
+    keys.push_back(page_key(i * 3));
+    REQUIRE(s.insert(keys.back(), info_for(keys.back())));
+  }
+  CHECK(s.level() == 10);
+  for (uint64_t i = 1; keys.size() < 20000; ++i) {
+    keys.push_back(page_key(i * 3 + 1));
+    REQUIRE(s.insert(keys.back(), info_for(keys.back())));
+  }
+  // 20000 keys: half full at 2^12 buckets (14336 slots) -> level 13.
+  CHECK(s.level() == 13);
+  // Keys inserted at every level are found, and each erased exactly once.
+  for (uintptr_t k : keys) {
+    SampleInfo got{};
+    REQUIRE(s.lookup(k, &got));
+    REQUIRE(same(got, info_for(k)));
+  }
+  for (uintptr_t k : keys) REQUIRE(s.erase(k, nullptr));
+  for (uintptr_t k : keys) REQUIRE_FALSE(s.contains(k));
+  CHECK(s.size() == 0);
+  // A fork child starts over at the first level.
+  s.after_fork_child();
+  CHECK(s.level() == 10);
 }
 
 TEST_CASE("sampled set: concurrent readers see stable entries while writers churn", "[sampled_set][threads]") {
