@@ -30,7 +30,8 @@ using namespace leakwatch::shim;
 
 namespace {
 
-// g_real.malloc and g_real.free are never null (real_functions.cpp).
+// g_real's malloc, free, realloc and malloc_usable_size are never null
+// (real_functions.cpp).
 inline __attribute__((always_inline)) void* do_malloc(std::size_t n, Op op) {
   if (LW_LIKELY(sample_tick(n))) return g_real.malloc(n);
   return alloc_slow(op, n, 0);
@@ -79,24 +80,37 @@ LW_EXPORT void* calloc(size_t count, size_t size) {
   return alloc_slow(Op::kCalloc, n, 0);
 }
 
-LW_EXPORT void* realloc(void* p, size_t n) {
-  if (p == nullptr) return do_malloc(n, Op::kMalloc);
-  if (LW_UNLIKELY(maybe_sampled(p) || g_real.realloc == nullptr))
-    return realloc_slow(p, n, false);
-  // Only growth counts toward sampling: a block that is realloc'd in place
-  // many times is not sampled as many times. A buffer grown call after call
-  // (the common case) has its size remembered per thread; otherwise ask the
-  // allocator. (A stale guess only nudges the sampling countdown.)
+namespace {
+
+// Only growth counts toward sampling: a block that is realloc'd in place
+// many times is not sampled as many times. A buffer grown call after call
+// (the common case) has its size remembered per thread; otherwise the
+// allocator is asked, out of line. (A stale guess only nudges the sampling
+// countdown.) The size is remembered before the call, which then stays a
+// tail call: a block grown in place keeps its address, a moved one costs
+// one size query.
+inline __attribute__((always_inline)) void* realloc_grow(void* p, size_t n, size_t old) {
   ThreadState& t = t_state;
-  size_t old = p == t.last_realloc ? t.last_size : (g_real.malloc_usable_size ? g_real.malloc_usable_size(p) : 0);
-  if (n <= old || sample_tick(n - old)) {
-    void* r = g_real.realloc(p, n);
-    t.last_realloc = r;
+  if (LW_LIKELY(n <= old || sample_tick(n - old))) {
+    t.last_realloc = p;
     t.last_size = n;
-    return r;
+    return g_real.realloc(p, n);
   }
   t.last_realloc = nullptr;
   return realloc_slow(p, n, true, n - old);
+}
+
+__attribute__((noinline)) void* realloc_unknown_size(void* p, size_t n) {
+  return realloc_grow(p, n, g_real.malloc_usable_size(p));
+}
+
+}  // namespace
+
+LW_EXPORT void* realloc(void* p, size_t n) {
+  if (p == nullptr) return do_malloc(n, Op::kMalloc);
+  if (LW_UNLIKELY(maybe_sampled(p))) return realloc_slow(p, n, false);
+  if (LW_UNLIKELY(p != t_state.last_realloc)) return realloc_unknown_size(p, n);
+  return realloc_grow(p, n, t_state.last_size);
 }
 
 LW_EXPORT void* reallocarray(void* p, size_t count, size_t size) {
@@ -124,7 +138,7 @@ LW_EXPORT void* pvalloc(size_t n) { return do_aligned(Op::kPvalloc, 4096, n); }
 LW_EXPORT size_t malloc_usable_size(void* p) {
   if (p == nullptr) return 0;
   if (in_bootstrap(p)) return bootstrap_size(p);
-  return g_real.malloc_usable_size ? g_real.malloc_usable_size(p) : 0;
+  return g_real.malloc_usable_size(p);
 }
 
 // ---- C++ operators. On failure the next operator new runs the

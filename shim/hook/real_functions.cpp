@@ -14,14 +14,19 @@ alignas(4096) char g_bootstrap_arena[kBootstrapSize];
 
 namespace {
 // Until the real functions are resolved the hooks' fast paths land here, so
-// they need no null test: malloc goes to the slow path (which resolves, or
-// serves the bootstrap arena), free of a bootstrap block never reaches it.
+// they need no null test: malloc and realloc go to the slow paths (which
+// resolve, or serve the bootstrap arena); a free of a bootstrap block never
+// reaches free.
 void* unresolved_malloc(std::size_t n) { return alloc_slow(Op::kMalloc, n, 0); }
 void unresolved_free(void*) {}
+void* unresolved_realloc(void* p, std::size_t n) { return realloc_slow(p, n, false); }
+std::size_t unresolved_usable_size(void* p) { return in_bootstrap(p) ? bootstrap_size(p) : 0; }
 constexpr RealFunctions unresolved() {
   RealFunctions r{};
   r.malloc = &unresolved_malloc;
   r.free = &unresolved_free;
+  r.realloc = &unresolved_realloc;
+  r.malloc_usable_size = &unresolved_usable_size;
   return r;
 }
 }  // namespace
