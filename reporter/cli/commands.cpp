@@ -550,7 +550,7 @@ int cmd_env_help(int argc, char** argv) {
   std::cout << "| variable | meaning | default |\n|---|---|---|\n";
   std::cout << "| `LD_PRELOAD` | path to `libleakwatch.so` | — |\n";
 #define LW_VAR(field, name, kind, def, lo, hi, def_text, help) std::cout << "| `" << name << "` | " << help << " | " << def_text << " |\n";
-#include "shim/runtime/config_table.def"
+#include "shim/dump/config_table.def"
 #undef LW_VAR
   return kOk;
 }

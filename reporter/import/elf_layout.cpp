@@ -1,14 +1,41 @@
 #include "reporter/import/elf_layout.h"
 
 #include <elf.h>
+#include <elfutils/libdwelf.h>
+#include <fcntl.h>
+#include <libelf.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
-#include "reporter/symbolize/dwarf_symbolizer.h"
-
 namespace leakwatch::import {
+
+std::string elf_build_id_hex(const std::string& path) {
+  // O_NONBLOCK and regular files only: a FIFO at a recorded path must not hang us.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return {};
+  std::string out;
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    elf_version(EV_CURRENT);
+    if (Elf* elf = elf_begin(fd, ELF_C_READ_MMAP, nullptr)) {
+      const void* bits = nullptr;
+      ssize_t len = elf_kind(elf) == ELF_K_ELF ? dwelf_elf_gnu_build_id(elf, &bits) : -1;
+      static constexpr char kDigits[] = "0123456789abcdef";
+      for (ssize_t i = 0; bits != nullptr && i < len; ++i) {
+        unsigned char b = static_cast<const unsigned char*>(bits)[i];
+        out += kDigits[b >> 4];
+        out += kDigits[b & 15];
+      }
+      elf_end(elf);
+    }
+  }
+  ::close(fd);
+  return out;
+}
 
 ElfLayout read_elf_layout(const std::string& path) {
   ElfLayout e;
@@ -31,7 +58,7 @@ ElfLayout read_elf_layout(const std::string& path) {
     if (p.p_type == PT_LOAD) e.loads.push_back({p.p_offset, p.p_filesz, p.p_vaddr});
   }
   e.read = true;
-  e.build_id = symbolize::elf_build_id_hex(path);
+  e.build_id = elf_build_id_hex(path);
   return e;
 }
 

@@ -39,4 +39,11 @@ class ElfLayoutCache {
 
 ElfLayout read_elf_layout(const std::string& path);
 
+// The GNU build-id of the ELF file at `path` as lower-case hex, or "" if
+// the file is missing, not a regular ELF file, or has no build-id note.
+// It lives here, in the lowest stage that needs it (an imported profile's
+// modules get their build-ids from it); the symbolizer reads build-ids from
+// the ELF handles it already holds.
+std::string elf_build_id_hex(const std::string& path);
+
 }  // namespace leakwatch::import

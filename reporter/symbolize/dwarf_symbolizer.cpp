@@ -282,13 +282,6 @@ std::string demangle(const std::string& mangled) {
   return result;
 }
 
-std::string elf_build_id_hex(const std::string& path) {
-  elf_version(EV_CURRENT);
-  ElfHandle file;
-  if (!file.open(path)) return {};
-  return file.build_id();
-}
-
 namespace {
 
 struct Module {

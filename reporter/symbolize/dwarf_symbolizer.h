@@ -99,8 +99,4 @@ class DwarfSymbolizer {
 // so plain C names such as "i" or "main" are never mistaken for types).
 std::string demangle(const std::string& mangled);
 
-// The GNU build-id of the ELF file at `path` as lower-case hex, or "" if
-// the file is missing, not ELF, or has no build-id note.
-std::string elf_build_id_hex(const std::string& path);
-
 }  // namespace leakwatch::symbolize

@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "shim/hook/real_functions.h"
+#include "shim/record/real_functions.h"
 #include "shim/runtime/internal_alloc.h"
 #include "shim/runtime/log.h"
 

@@ -1,7 +1,7 @@
 // The interposed symbols: glue only. Each hook has the same shape -- an
 // inlined countdown (or, for free, one mask test), the real call on the
 // fast path, and a noinline slow path in record/recorder.cpp.
-// The list of symbols is hook/hooked_symbols.def.
+// The list of symbols is runtime/hooked_symbols.def.
 
 #include <cerrno>
 #include <cstddef>
@@ -14,7 +14,7 @@
 #include <dlfcn.h>
 
 #include "shim/hook/deepbind.h"
-#include "shim/hook/real_functions.h"
+#include "shim/record/real_functions.h"
 #include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
 #include "shim/runtime/safe_read.h"
@@ -255,7 +255,7 @@ namespace {
 // The shim's own definitions, in the order of hooked_symbols.def.
 const Redirect kRedirects[] = {
 #define LW_HOOK(sym, ret, params) {#sym, reinterpret_cast<uintptr_t>(&::sym)},
-#include "shim/hook/hooked_symbols.def"
+#include "shim/runtime/hooked_symbols.def"
 #undef LW_HOOK
 };
 

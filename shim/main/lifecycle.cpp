@@ -24,7 +24,7 @@
 
 #include "shim/dump/schedule.h"
 #include "shim/dump/writer.h"
-#include "shim/hook/real_functions.h"
+#include "shim/record/real_functions.h"
 #include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
 #include "shim/runtime/guard.h"

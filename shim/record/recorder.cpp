@@ -7,7 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "shim/hook/real_functions.h"
+#include "shim/record/real_functions.h"
 #include "shim/record/granule_marks.h"
 #include "shim/runtime/checkpoint.h"
 #include "shim/runtime/guard.h"

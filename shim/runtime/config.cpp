@@ -59,11 +59,49 @@ bool parse_seconds(const char* s, double* out) {
   return true;
 }
 
-void copy(char* dst, std::size_t cap, const char* a, const char* b = "") {
+void copy(char* dst, std::size_t cap, const char* a, const char* b = "", const char* c = "") {
   std::size_t n = 0;
   for (; *a && n + 1 < cap; ++a) dst[n++] = *a;
   for (; *b && n + 1 < cap; ++b) dst[n++] = *b;
+  for (; *c && n + 1 < cap; ++c) dst[n++] = *c;
   dst[n] = '\0';
+}
+
+// kPath default: the directory `name` in $TMPDIR, or in /tmp when TMPDIR is
+// unset, empty or too long to append to (a fixed path beats a truncated one).
+void default_path(GetEnv getenv, const char* name, char* out, std::size_t cap) {
+  const char* tmp = getenv("TMPDIR");
+  if (!tmp || !*tmp || std::strlen(tmp) >= cap - 16) tmp = "/tmp";
+  copy(out, cap, tmp, "/", name);
+}
+
+// kPath: any non-empty path short enough that the writer can append its
+// file names; otherwise the default (already in *out) stays.
+void parse_path(GetEnv getenv, const char* name, char* out, std::size_t cap, ConfigWarnings* w) {
+  const char* v = getenv(name);
+  if (!v) return;
+  if (!*v)
+    warn(w, name, v, "empty", out);
+  else if (std::strlen(v) >= cap - 128)
+    warn(w, name, "...", "path too long", out);
+  else
+    copy(out, cap, v);
+}
+
+// kGlobs: a comma-separated list with at least one pattern in it (an empty
+// value is the default: everything).
+void parse_globs(GetEnv getenv, const char* name, const char* def_text, char* out, std::size_t cap,
+                 ConfigWarnings* w) {
+  const char* v = getenv(name);
+  if (!v) return;
+  bool has_glob = false;
+  for (const char* p = v; *p; ++p) has_glob |= (*p != ',' && *p != ' ');
+  if (std::strlen(v) >= cap)
+    warn(w, name, "...", "too long", def_text);
+  else if (*v && !has_glob)
+    warn(w, name, v, "no pattern in the list", def_text);
+  else
+    copy(out, cap, v);
 }
 
 // "1048576" -> "1m": range limits as a user would write them.
@@ -128,41 +166,29 @@ void parse_number(GetEnv getenv, const char* name, ConfigKind kind, double lo, d
 }  // namespace
 
 void parse_config(GetEnv getenv, Config* c, ConfigWarnings* w) {
-  const char* tmp = getenv("TMPDIR");
-  if (tmp && *tmp && std::strlen(tmp) < kMaxPath - 16)
-    copy(c->dir, kMaxPath, tmp, "/leakwatch");
-  else
-    copy(c->dir, kMaxPath, "/tmp/leakwatch");
-  c->match[0] = '\0';
-  // Defaults first, then each variable that is set.
+  // Everything comes from the table: defaults first, then each variable
+  // that is set, the text ones before the numbers (the order warnings have
+  // always come in).
 #define LW_VAR(field, name, kind, def, lo, hi, def_text, help) LW_DEFAULT_##kind(field, def)
-#define LW_DEFAULT_kPath(field, def)
-#define LW_DEFAULT_kGlobs(field, def)
+#define LW_DEFAULT_kPath(field, def) default_path(getenv, def, c->field, sizeof c->field);
+#define LW_DEFAULT_kGlobs(field, def) copy(c->field, sizeof c->field, def);
 #define LW_DEFAULT_kBytes(field, def) c->field = def;
 #define LW_DEFAULT_kSeconds(field, def) c->field = def;
 #define LW_DEFAULT_kCount(field, def) c->field = def;
 #define LW_DEFAULT_kFlag(field, def) c->field = def;
-#include "shim/runtime/config_table.def"
+#include "shim/dump/config_table.def"
 #undef LW_VAR
 
-  if (const char* v = getenv("LEAKWATCH_DIR")) {
-    if (!*v)
-      warn(w, "LEAKWATCH_DIR", v, "empty", c->dir);
-    else if (std::strlen(v) >= kMaxPath - 128)
-      warn(w, "LEAKWATCH_DIR", "...", "path too long", c->dir);
-    else
-      copy(c->dir, kMaxPath, v);
-  }
-  if (const char* v = getenv("LEAKWATCH_MATCH")) {
-    bool has_glob = false;
-    for (const char* p = v; *p; ++p) has_glob |= (*p != ',' && *p != ' ');
-    if (std::strlen(v) >= kMaxMatch)
-      warn(w, "LEAKWATCH_MATCH", "...", "too long", "all");
-    else if (*v && !has_glob)
-      warn(w, "LEAKWATCH_MATCH", v, "no pattern in the list", "all");
-    else
-      copy(c->match, kMaxMatch, v);
-  }
+#define LW_VAR(field, name, kind, def, lo, hi, def_text, help) LW_PARSE_TEXT_##kind(field, name, def_text)
+#define LW_PARSE_TEXT_kPath(field, name, def_text) parse_path(getenv, name, c->field, sizeof c->field, w);
+#define LW_PARSE_TEXT_kGlobs(field, name, def_text) parse_globs(getenv, name, def_text, c->field, sizeof c->field, w);
+#define LW_PARSE_TEXT_kBytes(...)
+#define LW_PARSE_TEXT_kSeconds(...)
+#define LW_PARSE_TEXT_kCount(...)
+#define LW_PARSE_TEXT_kFlag(...)
+#include "shim/dump/config_table.def"
+#undef LW_VAR
+
 #define LW_VAR(field, name, kind, def, lo, hi, def_text, help) LW_PARSE_##kind(field, name, kind, lo, hi, def_text)
 #define LW_PARSE_kPath(...)
 #define LW_PARSE_kGlobs(...)
@@ -172,7 +198,7 @@ void parse_config(GetEnv getenv, Config* c, ConfigWarnings* w) {
 #define LW_PARSE_kSeconds LW_PARSE_NUMBER
 #define LW_PARSE_kCount LW_PARSE_NUMBER
 #define LW_PARSE_kFlag LW_PARSE_NUMBER
-#include "shim/runtime/config_table.def"
+#include "shim/dump/config_table.def"
 #undef LW_VAR
 }
 

@@ -45,7 +45,7 @@ Parsed parse(std::map<std::string, std::string> env) {
   return p;
 }
 
-// Defaults as DESIGN.md and config_table.def state them.
+// Defaults as config_table.def states them.
 constexpr uint64_t kDefaultSampleBytes = 524288;
 constexpr double kDefaultInterval = 60;
 constexpr int kDefaultMaxFrames = 64;
@@ -85,7 +85,7 @@ TEST_CASE("config: defaults with an empty environment", "[config]") {
 TEST_CASE("config: reads exactly the variables of config_table.def (and TMPDIR)", "[config]") {
   std::set<std::string> table;
 #define LW_VAR(field, name, kind, def, lo, hi, default_text, help) table.insert(name);
-#include "shim/runtime/config_table.def"
+#include "shim/dump/config_table.def"
 #undef LW_VAR
   REQUIRE(table.size() == 9);
   Parsed p = parse({});

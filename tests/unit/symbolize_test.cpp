@@ -30,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "reporter/import/elf_layout.h"
 #include "reporter/symbolize/dwarf_symbolizer.h"
 
 #ifndef SYMBOLIZE_TARGET_PATH
@@ -39,7 +40,7 @@
 namespace fs = std::filesystem;
 using leakwatch::symbolize::demangle;
 using leakwatch::symbolize::DwarfSymbolizer;
-using leakwatch::symbolize::elf_build_id_hex;
+using leakwatch::import::elf_build_id_hex;
 using leakwatch::symbolize::SourceFrame;
 using leakwatch::symbolize::SymbolizerOptions;
 

@@ -84,7 +84,7 @@ def ignored(rel, patterns):
 
 def documented_variables():
     """LEAKWATCH_* names both parsed by the shim (config_table.def) and in the README's table."""
-    with open(os.path.join(REPO, "shim", "runtime", "config_table.def")) as f:
+    with open(os.path.join(REPO, "shim", "dump", "config_table.def")) as f:
         parsed = set(re.findall(r'LW_VAR\(\w+,\s*"(LEAKWATCH_\w+)"', f.read()))
     with open(os.path.join(REPO, "README.md")) as f:
         readme = set(re.findall(r"^\| `(LEAKWATCH_\w+)` \|", f.read(), re.M))

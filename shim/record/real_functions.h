@@ -17,7 +17,7 @@ namespace leakwatch::shim {
 
 struct RealFunctions {
 #define LW_HOOK(sym, ret, params) ret(*sym) params;
-#include "shim/hook/hooked_symbols.def"
+#include "shim/runtime/hooked_symbols.def"
 #undef LW_HOOK
 };
 

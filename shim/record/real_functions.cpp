@@ -1,4 +1,4 @@
-#include "shim/hook/real_functions.h"
+#include "shim/record/real_functions.h"
 
 #include <atomic>
 #include <cstring>
@@ -69,7 +69,7 @@ bool resolve_real_functions() {
   }
   RealFunctions r;
 #define LW_HOOK(sym, ret, params) r.sym = reinterpret_cast<ret(*) params>(dlsym(RTLD_NEXT, #sym));
-#include "shim/hook/hooked_symbols.def"
+#include "shim/runtime/hooked_symbols.def"
 #undef LW_HOOK
   if (!r.malloc || !r.free || !r.calloc || !r.realloc) {
     static const char msg[] = "leakwatch: cannot find the real malloc; the process cannot run\n";
