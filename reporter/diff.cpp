@@ -29,7 +29,7 @@ absl::StatusOr<Report> side(const DiffOptions& o, const std::string& input, Diff
   out->input = input;
   std::set<std::string> progs;
   for (const auto& p : r->processes) {
-    progs.insert(p.executable);
+    progs.insert(p.id.exe);
     out->dumps += p.dumps;
     out->live_bytes += p.live_bytes;
     out->sample_bytes = std::max(out->sample_bytes, p.sample_bytes);

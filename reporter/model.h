@@ -11,6 +11,22 @@
 
 namespace leakwatch {
 
+// Which process a dump came from, as its identity section (IDNT) records it:
+// one type from the reader through merge to the renderers, so a field added
+// to the dump is added once.
+struct ProcessIdentity {
+  uint64_t pid = 0, ppid = 0;
+  uint64_t instance = 0;       // random per process: pids repeat across containers and restarts
+  uint64_t start_wall_ns = 0;  // process start, wall clock
+  uint64_t start_mono_ns = 0;  // the shim's start, CLOCK_MONOTONIC (compares only within one boot)
+  uint64_t pid_ns = 0, mnt_ns = 0;  // namespace inodes (0 if unknown)
+  std::string exe, argv0, cmdline, hostname;
+  std::string container_id;  // "" when /proc did not tell
+  std::string boot_id;
+
+  bool operator==(const ProcessIdentity&) const = default;
+};
+
 struct SiteFrame {
   std::string function;  // demangled; "[jit]", "[other]" or "module+0xoff" when unknown
   std::string module;    // recorded path
@@ -83,16 +99,8 @@ struct Site {
 };
 
 struct ProcessInfo {
-  uint64_t pid = 0;
-  uint64_t instance = 0;
-  uint64_t ppid = 0;
-  std::string executable;
+  ProcessIdentity id;
   std::string build_id;  // of the executable, "" when unknown
-  std::string boot_id;
-  std::string cmdline;
-  std::string host;
-  std::string container;
-  uint64_t start_wall_ns = 0;
   size_t dumps = 0;
   uint64_t first_dump_wall_ns = 0, last_dump_wall_ns = 0;
   double duration_s = 0;  // from shim start to last dump

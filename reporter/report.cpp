@@ -29,13 +29,14 @@ bool Selection::wants(const load::Dump& d) const {
   auto any = [](const auto& list, auto pred) {
     return list.empty() || std::any_of(list.begin(), list.end(), pred);
   };
-  std::string base = d.exe.substr(d.exe.rfind('/') + 1);
-  return any(pids, [&](uint64_t p) { return p == d.pid; }) &&
-         any(instances, [&](uint64_t i) { return i == d.instance; }) &&
-         any(hosts, [&](const std::string& h) { return h == d.hostname; }) &&
-         any(containers, [&](const std::string& c) { return !d.container_id.empty() && absl::StartsWith(d.container_id, c); }) &&
+  const ProcessIdentity& id = d.id;
+  std::string base = id.exe.substr(id.exe.rfind('/') + 1);
+  return any(pids, [&](uint64_t p) { return p == id.pid; }) &&
+         any(instances, [&](uint64_t i) { return i == id.instance; }) &&
+         any(hosts, [&](const std::string& h) { return h == id.hostname; }) &&
+         any(containers, [&](const std::string& c) { return !id.container_id.empty() && absl::StartsWith(id.container_id, c); }) &&
          any(exes, [&](const std::string& g) {
-           return fnmatch(g.c_str(), d.exe.c_str(), 0) == 0 || fnmatch(g.c_str(), base.c_str(), 0) == 0;
+           return fnmatch(g.c_str(), id.exe.c_str(), 0) == 0 || fnmatch(g.c_str(), base.c_str(), 0) == 0;
          }) &&
          d.wall_ns >= since_wall_ns && d.wall_ns <= until_wall_ns;
 }
@@ -131,16 +132,8 @@ absl::StatusOr<merge::Timeline> load_timeline(const ReportOptions& opt, Report* 
 
 ProcessInfo describe_process(const merge::ProcessTimeline& p) {
   ProcessInfo pi;
-  pi.pid = p.pid;
-  pi.instance = p.instance;
-  pi.ppid = p.ppid;
-  pi.executable = p.exe;
+  pi.id = p.id;
   pi.build_id = p.exe_build_id;
-  pi.boot_id = p.boot_id;
-  pi.cmdline = p.cmdline;
-  pi.host = p.hostname;
-  pi.container = p.container_id;
-  pi.start_wall_ns = p.start_wall_ns;
   pi.dumps = p.dumps.size();
   pi.first_dump_wall_ns = p.dumps.front().wall_ns;
   pi.last_dump_wall_ns = p.dumps.back().wall_ns;
@@ -162,8 +155,8 @@ void assign_services(Report* r) {
   std::map<std::pair<std::string, std::string>, size_t> service_of;
   for (size_t i = 0; i < r->processes.size(); ++i) {
     ProcessInfo& p = r->processes[i];
-    auto [it, fresh] = service_of.try_emplace({p.executable, p.build_id}, r->services.size());
-    if (fresh) r->services.push_back(ServiceInfo{p.executable, p.build_id, {}, 0, 0});
+    auto [it, fresh] = service_of.try_emplace({p.id.exe, p.build_id}, r->services.size());
+    if (fresh) r->services.push_back(ServiceInfo{p.id.exe, p.build_id, {}, 0, 0});
     p.service = it->second;
     r->services[it->second].processes.push_back(i);
   }
@@ -197,7 +190,7 @@ void describe_processes(const merge::Timeline& t, Report* report) {
   for (const auto& p : t.processes) {
     ProcessInfo pi = describe_process(p);
     if (pi.dropped_samples)
-      report->warnings.push_back(absl::StrCat("process ", pi.pid, " (", pi.executable, ") dropped ", pi.dropped_samples,
+      report->warnings.push_back(absl::StrCat("process ", pi.id.pid, " (", pi.id.exe, ") dropped ", pi.dropped_samples,
                                               " samples: its sample table was full, estimates are low"));
     if (pi.duration_s > report->longest_process_s ||
         (pi.duration_s == report->longest_process_s && pi.dumps > longest_dumps)) {

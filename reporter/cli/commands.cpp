@@ -21,6 +21,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "reporter/cli/gate.h"
 #include "reporter/cli/options.h"
@@ -138,15 +139,31 @@ const CommandSpec kServe{
 
 const CommandSpec kEnvHelp{"env-help", "", "The shim's environment variables, as a Markdown table.", {}};
 
-// Parses argv for cmd; on --help prints it and sets *exit_now.
-absl::StatusOr<ParsedArgs> parse(const CommandSpec& cmd, int argc, char** argv, int* exit_now) {
-  auto parsed = parse_args(cmd, argc, argv, now_wall_ns());
-  *exit_now = -1;
-  if (parsed.ok() && parsed->help) {
+// The prologue every command shares: parses argv for cmd (an error is a
+// usage error), answers --help, else hands the arguments to body.
+int with_args(const CommandSpec& cmd, int argc, char** argv, int (*body)(const ParsedArgs&)) {
+  auto a = parse_args(cmd, argc, argv, now_wall_ns());
+  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
+  if (a->help) {
     std::cout << command_help(cmd);
-    *exit_now = kOk;
+    return kOk;
   }
-  return parsed;
+  return body(*a);
+}
+
+// The operands: positional arguments and those after "--".
+std::vector<std::string> operands(const ParsedArgs& a) {
+  std::vector<std::string> out = a.positional;
+  out.insert(out.end(), a.after_dashes.begin(), a.after_dashes.end());
+  return out;
+}
+
+// --format, "text" by default; kOk, or the usage error (naming `formats`) printed.
+int format_of(const ParsedArgs& a, const char* cmd, std::initializer_list<const char*> formats, std::string* format) {
+  *format = a.has("--format") ? a.last("--format")->text : "text";
+  for (const char* k : formats)
+    if (*format == k) return kOk;
+  return fail(absl::StrCat(cmd, ": unknown format '", *format, "' (", absl::StrJoin(formats, ", "), ")"), kUsage);
 }
 
 Selection selection_of(const ParsedArgs& a) {
@@ -175,10 +192,15 @@ symbolize::SymbolizerOptions symbols_of(const ParsedArgs& a, std::string* error)
   return o;
 }
 
-bool known_format(const std::string& f, std::initializer_list<const char*> formats) {
-  for (const char* k : formats)
-    if (f == k) return true;
-  return false;
+// Where symbols are looked up and which dumps count, for the commands that
+// read dumps (ReportOptions, DiffOptions); kOk, or the usage error printed.
+template <typename Options>
+int sources_of(const ParsedArgs& a, const char* cmd, Options* o) {
+  std::string sym_error;
+  o->symbols = symbols_of(a, &sym_error);
+  if (!sym_error.empty()) return fail(absl::StrCat(cmd, ": ", sym_error), kUsage);
+  o->select = selection_of(a);
+  return kOk;
 }
 
 // Prints warnings, always to stderr (so `> report.txt` keeps them visible).
@@ -246,6 +268,13 @@ absl::StatusOr<GateOptions> gate_of(const ParsedArgs& a) {
     g.accepted = std::move(*ids);
   }
   return g;
+}
+
+// The gate's verdict on r, printed; its status is the command's.
+int gate_verdict(const Report& r, const GateOptions& gate) {
+  GateOutcome g = apply_gate(r, gate);
+  std::cerr << "leakwatch: " << g.line << "\n";
+  return g.status;
 }
 
 // The shim next to this executable: <prefix>/bin/leakwatch -> <prefix>/lib/libleakwatch.so.
@@ -316,28 +345,17 @@ int run_child(const std::vector<std::string>& prog, const std::map<std::string, 
   return status;
 }
 
-}  // namespace
-
-int cmd_report(int argc, char** argv) {
-  int exit_now;
-  auto a = parse(kReport, argc, argv, &exit_now);
-  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
-  if (exit_now >= 0) return exit_now;
-  std::vector<std::string> inputs = a->positional;
-  inputs.insert(inputs.end(), a->after_dashes.begin(), a->after_dashes.end());
+int report_command(const ParsedArgs& a) {
+  std::vector<std::string> inputs = operands(a);
   if (inputs.empty()) return fail("report: no dump directory or files given (see leakwatch report --help)", kUsage);
-  std::string format = a->has("--format") ? a->last("--format")->text : "text";
-  if (!known_format(format, {"text", "json", "folded", "prom", "pprof", "html"}))
-    return fail(absl::StrCat("report: unknown format '", format, "' (text, json, folded, html, pprof, prom)"), kUsage);
-  size_t top = a->has("--top") ? static_cast<size_t>(a->last("--top")->number) : 0;
-  if (a->has("--top") && (top < 1 || top > 100000)) return fail("report: --top: 1 to 100000 sites", kUsage);
-  std::string sym_error;
+  std::string format;
+  if (int rc = format_of(a, "report", {"text", "json", "folded", "html", "pprof", "prom"}, &format); rc != kOk) return rc;
+  size_t top = a.has("--top") ? static_cast<size_t>(a.last("--top")->number) : 0;
+  if (a.has("--top") && (top < 1 || top > 100000)) return fail("report: --top: 1 to 100000 sites", kUsage);
   ReportOptions o;
   o.inputs = inputs;
-  o.symbols = symbols_of(*a, &sym_error);
-  if (!sym_error.empty()) return fail(absl::StrCat("report: ", sym_error), kUsage);
-  o.select = selection_of(*a);
-  auto gate = gate_of(*a);
+  if (int rc = sources_of(a, "report", &o); rc != kOk) return rc;
+  auto gate = gate_of(a);
   if (!gate.ok()) return fail(absl::StrCat("report: ", gate.status().message()), kUsage);
   auto r = build_report(o);
   if (!r.ok()) {
@@ -349,28 +367,20 @@ int cmd_report(int argc, char** argv) {
     return fail(std::string(r.status().message()));
   }
   print_warnings(*r);
-  int rc = render_report(*r, format, a->has("--out") ? a->last("--out")->text : "", top, std::cout, isatty(1));
+  int rc = render_report(*r, format, a.has("--out") ? a.last("--out")->text : "", top, std::cout, isatty(1));
   if (rc != kOk || !gate->enabled) return rc;
-  GateOutcome g = apply_gate(*r, *gate);
-  std::cerr << "leakwatch: " << g.line << "\n";
-  return g.status;
+  return gate_verdict(*r, *gate);
 }
 
-int cmd_run(int argc, char** argv) {
-  int exit_now;
-  auto a = parse(kRun, argc, argv, &exit_now);
-  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
-  if (exit_now >= 0) return exit_now;
-  std::vector<std::string> prog = a->positional;
-  prog.insert(prog.end(), a->after_dashes.begin(), a->after_dashes.end());
+int run_command(const ParsedArgs& a) {
+  std::vector<std::string> prog = operands(a);
   if (prog.empty()) return fail("run: no program given (leakwatch run [options] -- PROG ARGS...)", kUsage);
-  std::string format = a->has("--format") ? a->last("--format")->text : "text";
-  if (!known_format(format, {"text", "json"}))
-    return fail(absl::StrCat("run: unknown format '", format, "' (text, json)"), kUsage);
-  auto gate = gate_of(*a);
+  std::string format;
+  if (int rc = format_of(a, "run", {"text", "json"}, &format); rc != kOk) return rc;
+  auto gate = gate_of(a);
   if (!gate.ok()) return fail(absl::StrCat("run: ", gate.status().message()), kUsage);
-  uint64_t sample = a->has("--sample-bytes") ? static_cast<uint64_t>(a->last("--sample-bytes")->number) : 4096;
-  double interval = a->has("--interval") ? a->last("--interval")->number : 0.25;
+  uint64_t sample = a.has("--sample-bytes") ? static_cast<uint64_t>(a.last("--sample-bytes")->number) : 4096;
+  double interval = a.has("--interval") ? a.last("--interval")->number : 0.25;
   if (sample < 1 || sample > (uint64_t{1} << 40)) return fail("run: --sample-bytes: 1 to 1t bytes", kUsage);
   if (interval < 0.05 || interval > 86400) return fail("run: --interval: 0.05 to 86400 seconds", kUsage);
 
@@ -386,8 +396,8 @@ int cmd_run(int argc, char** argv) {
   }
   std::string shim = find_shim();
   if (shim.empty()) return fail("run: cannot find libleakwatch.so next to this executable (set LEAKWATCH_SHIM)");
-  bool own_dir = !a->has("--dir");
-  std::string dir = own_dir ? "" : a->last("--dir")->text;
+  bool own_dir = !a.has("--dir");
+  std::string dir = own_dir ? "" : a.last("--dir")->text;
   if (own_dir) {
     const char* tmp = std::getenv("TMPDIR");
     std::string templ = absl::StrCat(tmp && *tmp ? tmp : "/tmp", "/leakwatch-run.XXXXXX");
@@ -402,7 +412,7 @@ int cmd_run(int argc, char** argv) {
       {"LEAKWATCH_INTERVAL", absl::StrFormat("%g", interval)},
       {"LEAKWATCH_SAMPLE_BYTES", absl::StrCat(sample)}};
   if (const char* old = std::getenv("LD_PRELOAD"); old && *old) env["LD_PRELOAD"] = absl::StrCat(shim, ":", old);
-  if (auto* m = a->last("--match")) env["LEAKWATCH_MATCH"] = m->text;
+  if (auto* m = a.last("--match")) env["LEAKWATCH_MATCH"] = m->text;
   int status = run_child(prog, env);
   if (status == -2) {
     if (own_dir) rmdir(dir.c_str());
@@ -438,27 +448,18 @@ int cmd_run(int argc, char** argv) {
   std::cerr << "dumps: " << dir << "\n";
   if (prog_status != 0) return prog_status;
   if (!gate->enabled) return kOk;
-  GateOutcome g = apply_gate(*r, *gate);
-  std::cerr << "leakwatch: " << g.line << "\n";
-  return g.status;
+  return gate_verdict(*r, *gate);
 }
 
-int cmd_diff(int argc, char** argv) {
-  int exit_now;
-  auto a = parse(kDiff, argc, argv, &exit_now);
-  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
-  if (exit_now >= 0) return exit_now;
-  if (a->positional.size() != 2) return fail("diff: need two inputs: leakwatch diff A B", kUsage);
-  std::string format = a->has("--format") ? a->last("--format")->text : "text";
-  if (!known_format(format, {"text", "json"})) return fail(absl::StrCat("diff: unknown format '", format, "' (text, json)"), kUsage);
-  std::string sym_error;
+int diff_command(const ParsedArgs& a) {
+  if (a.positional.size() != 2) return fail("diff: need two inputs: leakwatch diff A B", kUsage);
+  std::string format;
+  if (int rc = format_of(a, "diff", {"text", "json"}, &format); rc != kOk) return rc;
   DiffOptions d;
-  d.a = a->positional[0];
-  d.b = a->positional[1];
-  d.symbols = symbols_of(*a, &sym_error);
-  if (!sym_error.empty()) return fail(absl::StrCat("diff: ", sym_error), kUsage);
-  d.select = selection_of(*a);
-  d.top = a->has("--top") ? static_cast<size_t>(a->last("--top")->number) : 30;
+  d.a = a.positional[0];
+  d.b = a.positional[1];
+  if (int rc = sources_of(a, "diff", &d); rc != kOk) return rc;
+  d.top = a.has("--top") ? static_cast<size_t>(a.last("--top")->number) : 30;
   auto diff = build_diff(d);
   if (!diff.ok()) return fail(std::string(diff.status().message()));
   for (const auto& w : diff->warnings) std::cerr << "leakwatch: warning: " << w << "\n";
@@ -467,13 +468,8 @@ int cmd_diff(int argc, char** argv) {
   return kOk;
 }
 
-int cmd_inspect(int argc, char** argv) {
-  int exit_now;
-  auto a = parse(kInspect, argc, argv, &exit_now);
-  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
-  if (exit_now >= 0) return exit_now;
-  std::vector<std::string> files = a->positional;
-  files.insert(files.end(), a->after_dashes.begin(), a->after_dashes.end());
+int inspect_command(const ParsedArgs& a) {
+  std::vector<std::string> files = operands(a);
   if (files.empty()) return fail("inspect: no dump given (leakwatch inspect DUMP...)", kUsage);
   int rc = kOk;
   for (const auto& f : files) {
@@ -488,14 +484,10 @@ int cmd_inspect(int argc, char** argv) {
   return rc;
 }
 
-int cmd_trigger(int argc, char** argv) {
-  int exit_now;
-  auto a = parse(kTrigger, argc, argv, &exit_now);
-  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
-  if (exit_now >= 0) return exit_now;
-  if (a->positional.empty()) return fail("trigger: no dump directory given (leakwatch trigger DIR)", kUsage);
+int trigger_command(const ParsedArgs& a) {
+  if (a.positional.empty()) return fail("trigger: no dump directory given (leakwatch trigger DIR)", kUsage);
   int rc = kOk;
-  for (const auto& dir : a->positional) {
+  for (const auto& dir : a.positional) {
     std::string path = absl::StrCat(dir, "/dump-now");
     int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0 || futimens(fd, nullptr) != 0) {
@@ -510,19 +502,12 @@ int cmd_trigger(int argc, char** argv) {
   return rc;
 }
 
-int cmd_serve(int argc, char** argv) {
-  int exit_now;
-  auto a = parse(kServe, argc, argv, &exit_now);
-  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
-  if (exit_now >= 0) return exit_now;
-  if (a->positional.empty()) return fail("serve: no dump directory given (see leakwatch serve --help)", kUsage);
+int serve_command(const ParsedArgs& a) {
+  if (a.positional.empty()) return fail("serve: no dump directory given (see leakwatch serve --help)", kUsage);
   ServeOptions o;
-  o.report.inputs = a->positional;
-  std::string sym_error;
-  o.report.symbols = symbols_of(*a, &sym_error);
-  if (!sym_error.empty()) return fail(absl::StrCat("serve: ", sym_error), kUsage);
-  o.report.select = selection_of(*a);
-  if (auto* l = a->last("--listen")) {
+  o.report.inputs = a.positional;
+  if (int rc = sources_of(a, "serve", &o.report); rc != kOk) return rc;
+  if (auto* l = a.last("--listen")) {
     size_t colon = l->text.rfind(':');
     int port = -1;
     if (colon != std::string::npos && colon + 1 < l->text.size() &&
@@ -535,18 +520,14 @@ int cmd_serve(int argc, char** argv) {
     if (o.host.empty()) o.host = "0.0.0.0";
     o.port = port;
   }
-  if (a->has("--refresh")) o.refresh_s = a->last("--refresh")->number;
+  if (a.has("--refresh")) o.refresh_s = a.last("--refresh")->number;
   if (o.refresh_s < 0.1 || o.refresh_s > 86400) return fail("serve: --refresh: 0.1 to 86400 seconds", kUsage);
-  if (a->has("--top")) o.top = static_cast<size_t>(a->last("--top")->number);
+  if (a.has("--top")) o.top = static_cast<size_t>(a.last("--top")->number);
   if (o.top < 1 || o.top > 100000) return fail("serve: --top: 1 to 100000 sites", kUsage);
   return serve(o);
 }
 
-int cmd_env_help(int argc, char** argv) {
-  int exit_now;
-  auto a = parse(kEnvHelp, argc, argv, &exit_now);
-  if (!a.ok()) return fail(std::string(a.status().message()), kUsage);
-  if (exit_now >= 0) return exit_now;
+int env_help_command(const ParsedArgs&) {
   std::cout << "| variable | meaning | default |\n|---|---|---|\n";
   std::cout << "| `LD_PRELOAD` | path to `libleakwatch.so` | — |\n";
 #define LW_VAR(field, name, kind, def, lo, hi, def_text, help) std::cout << "| `" << name << "` | " << help << " | " << def_text << " |\n";
@@ -554,6 +535,16 @@ int cmd_env_help(int argc, char** argv) {
 #undef LW_VAR
   return kOk;
 }
+
+}  // namespace
+
+int cmd_report(int argc, char** argv) { return with_args(kReport, argc, argv, report_command); }
+int cmd_run(int argc, char** argv) { return with_args(kRun, argc, argv, run_command); }
+int cmd_diff(int argc, char** argv) { return with_args(kDiff, argc, argv, diff_command); }
+int cmd_inspect(int argc, char** argv) { return with_args(kInspect, argc, argv, inspect_command); }
+int cmd_trigger(int argc, char** argv) { return with_args(kTrigger, argc, argv, trigger_command); }
+int cmd_serve(int argc, char** argv) { return with_args(kServe, argc, argv, serve_command); }
+int cmd_env_help(int argc, char** argv) { return with_args(kEnvHelp, argc, argv, env_help_command); }
 
 namespace {
 struct Command {

@@ -175,16 +175,16 @@ void import_heap_profiles(const std::vector<std::string>& files, const ParseOpti
         continue;
       }
       uint64_t t_ns = mtimes ? e.mtime_ns - t0 : i * 1000000000ull;
-      d->pid = e.facts.pid;
-      d->instance = fnv1a(group);
+      d->id.pid = e.facts.pid;
+      d->id.instance = fnv1a(group);
       d->seq = i;
       d->wall_ns = mtimes ? e.mtime_ns : t0 + t_ns;
       d->mono_ns = t_ns;
-      d->start_mono_ns = 0;
-      d->start_wall_ns = t0;
+      d->id.start_mono_ns = 0;
+      d->id.start_wall_ns = t0;
       d->final_dump = e.facts.final_dump;
-      d->hostname = "unknown host";  // heap profiles do not say
-      d->cmdline = absl::StrCat(e.format == Format::kJemalloc ? "(jemalloc profile " : "(gperftools profile ", group,
+      d->id.hostname = "unknown host";  // heap profiles do not say
+      d->id.cmdline = absl::StrCat(e.format == Format::kJemalloc ? "(jemalloc profile " : "(gperftools profile ", group,
                                 ")");
       add(*d);
     }

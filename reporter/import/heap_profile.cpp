@@ -272,7 +272,7 @@ absl::StatusOr<load::Dump> parse_heap_profile_cached(std::string_view text, cons
     Mapping m;
     if (!parse_mapping(l, &m)) return line_error("bad MAPPED_LIBRARIES entry");
     if (maps.size() >= kMaxMappings) return bad(name, "too many MAPPED_LIBRARIES entries");
-    if (d.exe.empty() && !m.path.empty() && m.path[0] == '/') d.exe = m.path;
+    if (d.id.exe.empty() && !m.path.empty() && m.path[0] == '/') d.id.exe = m.path;
     if (m.exec) maps.push_back(std::move(m));
   }
   if (lines.too_long()) return too_long_error();

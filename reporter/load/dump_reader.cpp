@@ -95,18 +95,15 @@ absl::Status read_table(const std::string& name, const char* what, const std::pa
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name) {
-  Dump d;
-  d.file = name;
-  d.file_size = bytes.size();
+// Checks the fixed header against the file's bytes; on success *out is the
+// header and the payload is exactly the bytes after it.
+absl::Status read_header(std::string_view bytes, const std::string& name, fmtx::Header* out) {
   if (bytes.size() < sizeof(fmtx::Header)) {
     if (bytes.size() >= 8 && std::memcmp(bytes.data(), fmtx::kMagic, 8) == 0)
       return bad(name, "truncated (shorter than the header)");
     return bad(name, "not a leakwatch dump (too short)");
   }
-  fmtx::Header h;
+  fmtx::Header& h = *out;
   std::memcpy(&h, bytes.data(), sizeof h);
   if (std::memcmp(h.magic, fmtx::kMagic, 8) != 0) return bad(name, "not a leakwatch dump (bad magic)");
   if (h.major != fmtx::kMajor)
@@ -115,8 +112,6 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   if (crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), 40) != h.header_crc32)
     return bad(name, "corrupted header (checksum mismatch)");
   if (h.header_size < sizeof h || h.header_size > bytes.size()) return bad(name, "bad header size");
-  d.major = h.major;
-  d.minor = h.minor;
   uint64_t avail = bytes.size() - h.header_size;
   if (h.stored_size > avail) return bad(name, absl::StrCat("truncated: ", avail, " of ", h.stored_size, " payload bytes"));
   if (h.stored_size < avail) return bad(name, "trailing bytes after the payload");
@@ -125,10 +120,14 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
   // the stored bytes could not produce before allocating room for it.
   if ((h.flags & fmtx::kFlagZlib) && h.raw_size > h.stored_size * 1032 + 1024)
     return bad(name, "corrupted header (payload size impossible for its compressed size)");
+  return absl::OkStatus();
+}
+
+// The payload after a checked header, checksummed and decompressed.
+absl::StatusOr<std::vector<uint8_t>> read_payload(std::string_view bytes, const std::string& name, const fmtx::Header& h) {
   const auto* stored = reinterpret_cast<const uint8_t*>(bytes.data()) + h.header_size;
   if (crc32(0, stored, static_cast<uInt>(h.stored_size)) != h.payload_crc32)
     return bad(name, "corrupted payload (checksum mismatch)");
-
   std::vector<uint8_t> raw;
   if (h.flags & fmtx::kFlagZlib) {
     raw.resize(h.raw_size);
@@ -139,7 +138,10 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     if (h.stored_size != h.raw_size) return bad(name, "payload size mismatch");
     raw.assign(stored, stored + h.stored_size);
   }
+  return raw;
+}
 
+absl::StatusOr<Sections> split_sections(const std::vector<uint8_t>& raw, const std::string& name) {
   Sections secs;
   Cursor c(raw.data(), raw.size());
   while (c.left() > 0) {
@@ -148,9 +150,11 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     if (!c.get(&sh) || !c.bytes(sh.size, &body)) return bad(name, "truncated section");
     secs.list.push_back({sh.tag, {body, sh.size}});
   }
+  return secs;
+}
 
-  // Strings first: everything else refers to them.
-  std::vector<std::string>& strings = d.strings;
+absl::Status read_strings(const Sections& secs, const std::string& name, std::vector<std::string>* out) {
+  std::vector<std::string>& strings = *out;
   strings.clear();
   if (auto* s = secs.find(fmtx::kStrings)) {
     Cursor sc(s->first, s->second);
@@ -169,156 +173,208 @@ absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name)
     return bad(name, "no string table");
   }
   if (strings.empty()) strings.emplace_back();
-  // Identity and module strings are copied out; a writer names each once,
-  // so copies beyond the payload's own size mean one string is named over
-  // and over to blow up the reader.
-  uint64_t copy_budget = 2 * raw.size() + (1u << 20);
-  bool over_budget = false;
-  auto str = [&](uint32_t i, std::string* out) {
-    if (i >= strings.size()) return false;
-    if (strings[i].size() > copy_budget) {
-      over_budget = true;
+  return absl::OkStatus();
+}
+
+// Copies strings out of the table by index. Identity and module strings are
+// copied; a writer names each once, so copies beyond the payload's own size
+// mean one string is named over and over to blow up the reader.
+class StringCopier {
+ public:
+  StringCopier(const std::vector<std::string>& strings, uint64_t payload_size, const std::string& name)
+      : strings_(strings), budget_(2 * payload_size + (1u << 20)), name_(name) {}
+  bool copy(uint32_t i, std::string* out) {
+    if (i >= strings_.size()) return false;
+    if (strings_[i].size() > budget_) {
+      over_budget_ = true;
       return false;
     }
-    copy_budget -= strings[i].size();
-    *out = strings[i];
+    budget_ -= strings_[i].size();
+    *out = strings_[i];
     return true;
-  };
-  auto str_error = [&](const char* what) {
-    return bad(name, over_budget ? "strings named more often than any writer does" : what);
-  };
+  }
+  // The error for a failed copy(): an exhausted budget says so rather than `what`.
+  absl::Status error(const char* what) const {
+    return bad(name_, over_budget_ ? "strings named more often than any writer does" : what);
+  }
 
+ private:
+  const std::vector<std::string>& strings_;
+  uint64_t budget_;
+  const std::string& name_;
+  bool over_budget_ = false;
+};
+
+// Stores one identity field in its member of d; unknown keys go to d.extra.
+void store_identity_field(Dump& d, const std::string& key, const fmtx::Field& f, const std::string& sval) {
+  double fval = 0;
+  if (f.type == fmtx::kF64) std::memcpy(&fval, &f.value, sizeof fval);
+  uint64_t u = f.value;
+  if (key == "pid") d.id.pid = u;
+  else if (key == "ppid") d.id.ppid = u;
+  else if (key == "instance") d.id.instance = u;
+  else if (key == "seq") d.seq = u;
+  else if (key == "wall_ns") d.wall_ns = u;
+  else if (key == "mono_ns") d.mono_ns = u;
+  else if (key == "start_wall_ns") d.id.start_wall_ns = u;
+  else if (key == "start_mono_ns") d.id.start_mono_ns = u;
+  else if (key == "sample_bytes") d.sample_bytes = u;
+  else if (key == "mapping_sample_bytes") d.mapping_sample_bytes = u;
+  else if (key == "max_frames") d.max_frames = u;
+  else if (key == "dropped_samples") d.dropped_samples = u;
+  else if (key == "records_folded") d.records_folded = u;
+  else if (key == "pid_ns") d.id.pid_ns = u;
+  else if (key == "mnt_ns") d.id.mnt_ns = u;
+  else if (key == "shim_mapped_bytes") d.shim_mapped_bytes = u;
+  else if (key == "shim_resident_bytes") d.memory.shim_resident = u;
+  else if (key == "final") d.final_dump = u != 0;
+  else if (key == "interval_s") d.interval_s = fval;
+  else if (key == "exe") d.id.exe = sval;
+  else if (key == "argv0") d.id.argv0 = sval;
+  else if (key == "cmdline") d.id.cmdline = sval;
+  else if (key == "hostname") d.id.hostname = sval;
+  else if (key == "container_id") d.id.container_id = sval;
+  else if (key == "shim_version") d.shim_version = sval;
+  else if (key == "boot_id") d.id.boot_id = sval;
+  else if (key == "reason") d.reason = sval;
+  else if (key == "retention_level") d.retention_level = u;
+  else if (key == "rss_bytes") d.memory.rss = u;
+  else if (key == "rss_anon_bytes") d.memory.rss_anon = u;
+  else if (key == "rss_file_bytes") d.memory.rss_file = u;
+  else if (key == "rss_shmem_bytes") d.memory.rss_shmem = u;
+  else if (key == "rss_peak_bytes") d.memory.rss_peak = u;
+  else if (key == "swap_bytes") d.memory.swap = u;
+  else if (key == "vm_size_bytes") d.memory.vm_size = u;
+  else if (key == "threads") d.memory.threads = u;
+  else
+    d.extra.emplace_back(key, f.type == fmtx::kString ? sval
+                              : f.type == fmtx::kF64  ? absl::StrCat(fval)
+                              : f.type == fmtx::kI64  ? absl::StrCat(static_cast<int64_t>(u))
+                                                      : absl::StrCat(u));
+}
+
+absl::Status read_identity(const Sections& secs, const std::string& name, StringCopier& str, Dump& d) {
   auto* idnt = secs.find(fmtx::kIdentity);
   if (!idnt) return bad(name, "no identity section");
-  {
-    Cursor ic(idnt->first, idnt->second);
-    uint32_t n;
-    if (!ic.get(&n) || uint64_t{n} * sizeof(fmtx::Field) > ic.left()) return bad(name, "bad identity section");
-    for (uint32_t i = 0; i < n; ++i) {
-      fmtx::Field f;
-      ic.get(&f);
-      std::string key;
-      if (!str(f.key, &key)) return str_error("identity field name out of range");
-      std::string sval;
-      if (f.type == fmtx::kString && (f.value > UINT32_MAX || !str(static_cast<uint32_t>(f.value), &sval)))
-        return str_error("identity string out of range");
-      double fval = 0;
-      if (f.type == fmtx::kF64) std::memcpy(&fval, &f.value, sizeof fval);
-      uint64_t u = f.value;
-      if (key == "pid") d.pid = u;
-      else if (key == "ppid") d.ppid = u;
-      else if (key == "instance") d.instance = u;
-      else if (key == "seq") d.seq = u;
-      else if (key == "wall_ns") d.wall_ns = u;
-      else if (key == "mono_ns") d.mono_ns = u;
-      else if (key == "start_wall_ns") d.start_wall_ns = u;
-      else if (key == "start_mono_ns") d.start_mono_ns = u;
-      else if (key == "sample_bytes") d.sample_bytes = u;
-      else if (key == "mapping_sample_bytes") d.mapping_sample_bytes = u;
-      else if (key == "max_frames") d.max_frames = u;
-      else if (key == "dropped_samples") d.dropped_samples = u;
-      else if (key == "records_folded") d.records_folded = u;
-      else if (key == "pid_ns") d.pid_ns = u;
-      else if (key == "mnt_ns") d.mnt_ns = u;
-      else if (key == "shim_mapped_bytes") d.shim_mapped_bytes = u;
-      else if (key == "shim_resident_bytes") d.memory.shim_resident = u;
-      else if (key == "final") d.final_dump = u != 0;
-      else if (key == "interval_s") d.interval_s = fval;
-      else if (key == "exe") d.exe = sval;
-      else if (key == "argv0") d.argv0 = sval;
-      else if (key == "cmdline") d.cmdline = sval;
-      else if (key == "hostname") d.hostname = sval;
-      else if (key == "container_id") d.container_id = sval;
-      else if (key == "shim_version") d.shim_version = sval;
-      else if (key == "boot_id") d.boot_id = sval;
-      else if (key == "reason") d.reason = sval;
-      else if (key == "retention_level") d.retention_level = u;
-      else if (key == "rss_bytes") d.memory.rss = u;
-      else if (key == "rss_anon_bytes") d.memory.rss_anon = u;
-      else if (key == "rss_file_bytes") d.memory.rss_file = u;
-      else if (key == "rss_shmem_bytes") d.memory.rss_shmem = u;
-      else if (key == "rss_peak_bytes") d.memory.rss_peak = u;
-      else if (key == "swap_bytes") d.memory.swap = u;
-      else if (key == "vm_size_bytes") d.memory.vm_size = u;
-      else if (key == "threads") d.memory.threads = u;
-      else
-        d.extra.emplace_back(key, f.type == fmtx::kString ? sval
-                                  : f.type == fmtx::kF64  ? absl::StrCat(fval)
-                                  : f.type == fmtx::kI64  ? absl::StrCat(static_cast<int64_t>(u))
-                                                          : absl::StrCat(u));
-    }
-    if (d.sample_bytes == 0) return bad(name, "sample_bytes missing or zero");
-    if (d.mapping_sample_bytes == 0) d.mapping_sample_bytes = d.sample_bytes;
+  Cursor ic(idnt->first, idnt->second);
+  uint32_t n;
+  if (!ic.get(&n) || uint64_t{n} * sizeof(fmtx::Field) > ic.left()) return bad(name, "bad identity section");
+  for (uint32_t i = 0; i < n; ++i) {
+    fmtx::Field f;
+    ic.get(&f);
+    std::string key;
+    if (!str.copy(f.key, &key)) return str.error("identity field name out of range");
+    std::string sval;
+    if (f.type == fmtx::kString && (f.value > UINT32_MAX || !str.copy(static_cast<uint32_t>(f.value), &sval)))
+      return str.error("identity string out of range");
+    store_identity_field(d, key, f, sval);
   }
+  if (d.sample_bytes == 0) return bad(name, "sample_bytes missing or zero");
+  if (d.mapping_sample_bytes == 0) d.mapping_sample_bytes = d.sample_bytes;
+  return absl::OkStatus();
+}
 
-  if (auto* m = secs.find(fmtx::kModules)) {
-    auto st = read_table<fmtx::Module>(name, "module", *m, fmtx::kReaderMaxRecords, [&](const fmtx::Module& fm) {
-      Module mod{fm.start, fm.end, fm.bias, "", "", fm.kind};
-      if (!str(fm.path, &mod.path) || !str(fm.build_id, &mod.build_id)) return str_error("module string out of range");
-      d.modules.push_back(std::move(mod));
-      return absl::OkStatus();
-    });
-    if (!st.ok()) return st;
-  }
-  if (auto* f = secs.find(fmtx::kFrames)) {
-    auto st = read_table<fmtx::Frame>(name, "frame", *f, fmtx::kReaderMaxFrames, [&](const fmtx::Frame& ff) {
-      Frame fr;
-      fr.address = ff.address;
-      if (ff.module != fmtx::kNoModule) {
-        if (ff.module >= d.modules.size()) return bad(name, "frame module out of range");
-        fr.module = static_cast<int32_t>(ff.module);
-      }
-      if (ff.symbol >= strings.size()) return bad(name, "frame symbol out of range");
-      fr.symbol = ff.symbol;
-      fr.symbol_offset = ff.symbol_offset;
-      d.frames.push_back(std::move(fr));
-      return absl::OkStatus();
-    });
-    if (!st.ok()) return st;
-  }
-  if (auto* s = secs.find(fmtx::kStacks)) {
-    Cursor sc(s->first, s->second);
-    uint32_t n;
-    if (!sc.get(&n) || uint64_t{n} * 4 > sc.left()) return bad(name, "bad stack table");
-    if (n > fmtx::kReaderMaxRecords) return bad(name, "stack table larger than any writer produces");
-    d.stacks.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      uint32_t depth;
-      if (!sc.get(&depth) || depth > fmtx::kMaxDepth || uint64_t{depth} * 4 > sc.left())
-        return bad(name, "bad stack depth");
-      std::vector<uint32_t> st(depth);
-      for (auto& fi : st) {
-        sc.get(&fi);
-        if (fi >= d.frames.size()) return bad(name, "stack frame out of range");
-      }
-      d.stacks.push_back(std::move(st));
+absl::Status read_modules(const Sections& secs, const std::string& name, StringCopier& str, Dump& d) {
+  auto* m = secs.find(fmtx::kModules);
+  if (!m) return absl::OkStatus();
+  return read_table<fmtx::Module>(name, "module", *m, fmtx::kReaderMaxRecords, [&](const fmtx::Module& fm) {
+    Module mod{fm.start, fm.end, fm.bias, "", "", fm.kind};
+    if (!str.copy(fm.path, &mod.path) || !str.copy(fm.build_id, &mod.build_id))
+      return str.error("module string out of range");
+    d.modules.push_back(std::move(mod));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status read_frames(const Sections& secs, const std::string& name, Dump& d) {
+  auto* f = secs.find(fmtx::kFrames);
+  if (!f) return absl::OkStatus();
+  return read_table<fmtx::Frame>(name, "frame", *f, fmtx::kReaderMaxFrames, [&](const fmtx::Frame& ff) {
+    Frame fr;
+    fr.address = ff.address;
+    if (ff.module != fmtx::kNoModule) {
+      if (ff.module >= d.modules.size()) return bad(name, "frame module out of range");
+      fr.module = static_cast<int32_t>(ff.module);
     }
+    if (ff.symbol >= d.strings.size()) return bad(name, "frame symbol out of range");
+    fr.symbol = ff.symbol;
+    fr.symbol_offset = ff.symbol_offset;
+    d.frames.push_back(std::move(fr));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status read_stacks(const Sections& secs, const std::string& name, Dump& d) {
+  auto* s = secs.find(fmtx::kStacks);
+  if (!s) return absl::OkStatus();
+  Cursor sc(s->first, s->second);
+  uint32_t n;
+  if (!sc.get(&n) || uint64_t{n} * 4 > sc.left()) return bad(name, "bad stack table");
+  if (n > fmtx::kReaderMaxRecords) return bad(name, "stack table larger than any writer produces");
+  d.stacks.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t depth;
+    if (!sc.get(&depth) || depth > fmtx::kMaxDepth || uint64_t{depth} * 4 > sc.left())
+      return bad(name, "bad stack depth");
+    std::vector<uint32_t> st(depth);
+    for (auto& fi : st) {
+      sc.get(&fi);
+      if (fi >= d.frames.size()) return bad(name, "stack frame out of range");
+    }
+    d.stacks.push_back(std::move(st));
   }
-  if (auto* r = secs.find(fmtx::kRecords)) {
-    auto finite = [](double v) { return v == v && v >= 0 && v < 1e300; };
-    auto st = read_table<fmtx::Record>(name, "record", *r, fmtx::kReaderMaxRecords, [&](const fmtx::Record& fr) {
-      Record rec;
-      if (fr.stack != fmtx::kOtherStack) {
-        if (fr.stack >= d.stacks.size()) return bad(name, "record stack out of range");
-        rec.stack = fr.stack;
-      }
-      if (!finite(fr.live_count) || !finite(fr.live_bytes) || !finite(fr.alloc_count) || !finite(fr.alloc_bytes))
-        return bad(name, "record holds a negative or non-finite estimate");
-      rec.live_count = fr.live_count;
-      rec.live_bytes = fr.live_bytes;
-      rec.alloc_count = fr.alloc_count;
-      rec.alloc_bytes = fr.alloc_bytes;
-      rec.live_samples = fr.live_samples;
-      rec.total_samples = fr.total_samples;
-      if (fr.kind > fmtx::kMmapRecord) return bad(name, "record of an unknown kind");
-      rec.kind = fr.kind;
-      if (!finite(fr.mapped_bytes)) return bad(name, "record holds a negative or non-finite estimate");
-      rec.mapped_bytes = fr.mapped_bytes;
-      d.records.push_back(rec);
-      return absl::OkStatus();
-    }, kRecordSize10);
-    if (!st.ok()) return st;
-  }
+  return absl::OkStatus();
+}
+
+absl::Status read_records(const Sections& secs, const std::string& name, Dump& d) {
+  auto* r = secs.find(fmtx::kRecords);
+  if (!r) return absl::OkStatus();
+  auto finite = [](double v) { return v == v && v >= 0 && v < 1e300; };
+  return read_table<fmtx::Record>(name, "record", *r, fmtx::kReaderMaxRecords, [&](const fmtx::Record& fr) {
+    Record rec;
+    if (fr.stack != fmtx::kOtherStack) {
+      if (fr.stack >= d.stacks.size()) return bad(name, "record stack out of range");
+      rec.stack = fr.stack;
+    }
+    if (!finite(fr.live_count) || !finite(fr.live_bytes) || !finite(fr.alloc_count) || !finite(fr.alloc_bytes))
+      return bad(name, "record holds a negative or non-finite estimate");
+    rec.live_count = fr.live_count;
+    rec.live_bytes = fr.live_bytes;
+    rec.alloc_count = fr.alloc_count;
+    rec.alloc_bytes = fr.alloc_bytes;
+    rec.live_samples = fr.live_samples;
+    rec.total_samples = fr.total_samples;
+    if (fr.kind > fmtx::kMmapRecord) return bad(name, "record of an unknown kind");
+    rec.kind = fr.kind;
+    if (!finite(fr.mapped_bytes)) return bad(name, "record holds a negative or non-finite estimate");
+    rec.mapped_bytes = fr.mapped_bytes;
+    d.records.push_back(rec);
+    return absl::OkStatus();
+  }, kRecordSize10);
+}
+
+}  // namespace
+
+absl::StatusOr<Dump> parse_dump(std::string_view bytes, const std::string& name) {
+  Dump d;
+  d.file = name;
+  d.file_size = bytes.size();
+  fmtx::Header h;
+  if (auto st = read_header(bytes, name, &h); !st.ok()) return st;
+  d.major = h.major;
+  d.minor = h.minor;
+  auto raw = read_payload(bytes, name, h);
+  if (!raw.ok()) return raw.status();
+  auto secs = split_sections(*raw, name);
+  if (!secs.ok()) return secs.status();
+  // Strings first: everything else refers to them.
+  if (auto st = read_strings(*secs, name, &d.strings); !st.ok()) return st;
+  StringCopier str(d.strings, raw->size(), name);
+  if (auto st = read_identity(*secs, name, str, d); !st.ok()) return st;
+  if (auto st = read_modules(*secs, name, str, d); !st.ok()) return st;
+  if (auto st = read_frames(*secs, name, d); !st.ok()) return st;
+  if (auto st = read_stacks(*secs, name, d); !st.ok()) return st;
+  if (auto st = read_records(*secs, name, d); !st.ok()) return st;
   return d;
 }
 

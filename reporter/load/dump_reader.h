@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "reporter/model.h"
 
 namespace leakwatch::load {
 
@@ -50,14 +51,14 @@ struct Dump {
   uint16_t major = 0, minor = 0;
   uint64_t file_size = 0;
   // Identity and run facts (IDNT); unknown fields are kept in `extra`.
-  uint64_t pid = 0, ppid = 0, instance = 0, seq = 0, wall_ns = 0, mono_ns = 0;
-  uint64_t start_wall_ns = 0, start_mono_ns = 0, sample_bytes = 0, max_frames = 0;
+  ProcessIdentity id;
+  uint64_t seq = 0, wall_ns = 0, mono_ns = 0, sample_bytes = 0, max_frames = 0;
   // Anonymous mappings' mean sampling bytes (sample_bytes before it was recorded).
   uint64_t mapping_sample_bytes = 0;
-  uint64_t dropped_samples = 0, records_folded = 0, pid_ns = 0, mnt_ns = 0, shim_mapped_bytes = 0;
+  uint64_t dropped_samples = 0, records_folded = 0, shim_mapped_bytes = 0;
   bool final_dump = false;
   double interval_s = 0;
-  std::string exe, argv0, cmdline, hostname, container_id, shim_version, boot_id;
+  std::string shim_version;
   std::string reason;  // periodic, final, trigger, high-water ("" before format 1.1)
   uint64_t retention_level = 0;
   MemoryFacts memory;

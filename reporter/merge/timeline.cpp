@@ -76,25 +76,16 @@ uint32_t TimelineBuilder::frame_id(const load::Dump& d, const load::Frame& f, co
 }
 
 void TimelineBuilder::add(const load::Dump& d) {
-  auto [pit, inserted] = process_index_.try_emplace({d.instance, d.pid}, t_.processes.size());
+  auto [pit, inserted] = process_index_.try_emplace({d.id.instance, d.id.pid}, t_.processes.size());
   if (inserted) {
     ProcessTimeline p;
-    p.pid = d.pid;
-    p.ppid = d.ppid;
-    p.instance = d.instance;
-    p.start_wall_ns = d.start_wall_ns;
-    p.start_mono_ns = d.start_mono_ns;
-    p.exe = d.exe;
-    p.cmdline = d.cmdline;
-    p.hostname = d.hostname;
-    p.container_id = d.container_id;
-    p.boot_id = d.boot_id;
+    p.id = d.id;
     std::vector<std::string> paths;
     for (const auto& m : d.modules) {
-      if (m.path == d.exe && !m.build_id.empty()) p.exe_build_id = m.build_id;
+      if (m.path == d.id.exe && !m.build_id.empty()) p.exe_build_id = m.build_id;
       paths.push_back(m.path);
     }
-    p.runtime = runtime_of(d.exe, paths);
+    p.runtime = runtime_of(d.id.exe, paths);
     t_.processes.push_back(std::move(p));
   }
   ProcessTimeline& p = t_.processes[pit->second];
@@ -169,7 +160,7 @@ void TimelineBuilder::add(const load::Dump& d) {
   m.reason = d.reason;
   m.retention_level = d.retention_level;
   m.memory = d.memory;
-  m.t_s = d.mono_ns >= d.start_mono_ns ? static_cast<double>(d.mono_ns - d.start_mono_ns) / 1e9 : 0;
+  m.t_s = d.mono_ns >= d.id.start_mono_ns ? static_cast<double>(d.mono_ns - d.id.start_mono_ns) / 1e9 : 0;
   p.dumps.push_back(std::move(m));
   p.values.push_back(std::move(vals));
 }

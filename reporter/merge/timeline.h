@@ -76,8 +76,7 @@ struct DumpMeta {
 };
 
 struct ProcessTimeline {
-  uint64_t pid = 0, ppid = 0, instance = 0, start_wall_ns = 0, start_mono_ns = 0;
-  std::string exe, cmdline, hostname, container_id, boot_id;
+  ProcessIdentity id;  // as its first dump read says
   std::string exe_build_id;  // of the module that is the executable ("" if unknown)
   std::string runtime;       // runtime_of(): node, python, java, beam or ""
   std::vector<DumpMeta> dumps;             // by sequence (after finish())

@@ -253,8 +253,8 @@ void memory(const Report& r, std::ostream& out) {
              "<th>leakwatch</th></tr></thead>\n<tbody>\n";
     any = true;
     ++shown;
-    out << absl::StrFormat("<tr class=\"memory\" data-pid=\"%d\"><td>pid %d <code>%s</code></td>", p.pid, p.pid,
-                           esc(base_name(p.executable)));
+    out << absl::StrFormat("<tr class=\"memory\" data-pid=\"%d\"><td>pid %d <code>%s</code></td>", p.id.pid, p.id.pid,
+                           esc(base_name(p.id.exe)));
     for (const char* part : {"rss", "malloc", "mmap", "other_anon", "file", "shared", "leakwatch"}) {
       auto m = std::find_if(p.memory.begin(), p.memory.end(), [&](const MemoryLine& l) { return l.part == part; });
       if (m == p.memory.end()) {
@@ -302,9 +302,9 @@ void html(const Report& r, const HtmlOptions& o, std::ostream& out) {
       << "</p>\n";
   for (size_t i = 0; i < r.processes.size() && i < 10; ++i) {
     const auto& p = r.processes[i];
-    out << absl::StrFormat("<p class=\"note\">pid %d <code>%s</code> on %s%s: %d dumps over %s, %s</p>\n", p.pid,
-                           esc(base_name(p.executable)), esc(p.host),
-                           p.container.empty() ? "" : esc(" (container " + p.container.substr(0, 12) + ")"), p.dumps,
+    out << absl::StrFormat("<p class=\"note\">pid %d <code>%s</code> on %s%s: %d dumps over %s, %s</p>\n", p.id.pid,
+                           esc(base_name(p.id.exe)), esc(p.id.hostname),
+                           p.id.container_id.empty() ? "" : esc(" (container " + p.id.container_id.substr(0, 12) + ")"), p.dumps,
                            human_duration(p.duration_s),
                            p.final_dump ? "exited normally" : "no final dump: killed, or still running");
   }

@@ -20,12 +20,12 @@ std::string wall(uint64_t ns) {
 
 void inspect(const load::Dump& d, std::ostream& out) {
   out << absl::StrFormat("%s: valid leakwatch dump, format %d.%d, %d bytes\n", d.file, d.major, d.minor, d.file_size);
-  out << absl::StrFormat("  process     %s (pid %d, ppid %d, instance %016x)\n", d.exe, d.pid, d.ppid, d.instance);
-  out << absl::StrFormat("  command     %s\n", d.cmdline);
-  out << absl::StrFormat("  host        %s%s\n", d.hostname, d.container_id.empty() ? "" : "  container " + d.container_id);
-  out << absl::StrFormat("  started     %s\n", wall(d.start_wall_ns));
+  out << absl::StrFormat("  process     %s (pid %d, ppid %d, instance %016x)\n", d.id.exe, d.id.pid, d.id.ppid, d.id.instance);
+  out << absl::StrFormat("  command     %s\n", d.id.cmdline);
+  out << absl::StrFormat("  host        %s%s\n", d.id.hostname, d.id.container_id.empty() ? "" : "  container " + d.id.container_id);
+  out << absl::StrFormat("  started     %s\n", wall(d.id.start_wall_ns));
   out << absl::StrFormat("  dump        #%d at %s (%.3fs after start)%s%s\n", d.seq, wall(d.wall_ns),
-                         d.mono_ns >= d.start_mono_ns ? (d.mono_ns - d.start_mono_ns) / 1e9 : 0.0,
+                         d.mono_ns >= d.id.start_mono_ns ? (d.mono_ns - d.id.start_mono_ns) / 1e9 : 0.0,
                          d.final_dump ? ", final (normal exit)" : "",
                          !d.reason.empty() && !d.final_dump && d.reason != "periodic" ? ", " + d.reason : "");
   if (d.memory.rss)

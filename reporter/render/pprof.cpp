@@ -178,7 +178,7 @@ bool pprof(const Report& r, std::ostream& out) {
     for (const auto& m : proc.memory)
       parts.push_back(absl::StrCat(m.part, " ", human_bytes(m.last_bytes),
                                    m.verdict == "growing" ? " +" + human_rate(m.growth_bytes_per_s) : std::string()));
-    p.add_comment(b.str(absl::StrFormat("memory of pid %d %s: %s", proc.pid, proc.executable, absl::StrJoin(parts, ", "))));
+    p.add_comment(b.str(absl::StrFormat("memory of pid %d %s: %s", proc.id.pid, proc.id.exe, absl::StrJoin(parts, ", "))));
     for (const auto& f : proc.findings) p.add_comment(b.str(absl::StrCat("  -> ", f)));
   }
 

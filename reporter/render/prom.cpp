@@ -67,12 +67,12 @@ void memory(const Report& r, const std::string& common, std::ostream& out) {
     const auto& p = r.processes[i];
     if (p.memory.empty()) continue;
     auto [it, fresh] = latest.emplace(std::make_pair(p.service, p.lane), i);
-    if (!fresh && r.processes[it->second].start_wall_ns <= p.start_wall_ns) it->second = i;
+    if (!fresh && r.processes[it->second].id.start_wall_ns <= p.id.start_wall_ns) it->second = i;
   }
   for (const auto& [key, i] : latest) {
     const auto& p = r.processes[i];
     for (const auto& m : p.memory) {
-      Part& part = parts[{base_name(p.executable), m.part}];
+      Part& part = parts[{base_name(p.id.exe), m.part}];
       part.bytes += finite(m.last_bytes);
       if (m.verdict == "growing") part.rate += finite(m.growth_bytes_per_s);  // an alert on > 0 means "still growing"
     }
@@ -124,7 +124,7 @@ void prom(const Report& r, const PromOptions& o, std::ostream& out) {
   // The program(s) the report is about: two reports of different programs
   // can then share one textfile directory without clashing series.
   std::set<std::string> exes;
-  for (const auto& p : r.processes) exes.insert(base_name(p.executable));
+  for (const auto& p : r.processes) exes.insert(base_name(p.id.exe));
   std::string program = exes.size() <= 3 ? absl::StrJoin(exes, ",") : absl::StrCat(exes.size(), " programs");
   std::string common = absl::StrCat("program=\"", label_value(program), "\"");
 

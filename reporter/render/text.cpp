@@ -76,14 +76,14 @@ void header(const Report& r, std::ostream& out) {
   for (size_t i = 0; i < r.processes.size(); ++i) {
     const auto& p = r.processes[i];
     if (!notable(r, i) || listed >= 8) {
-      ++others[base_name(p.executable)];
+      ++others[base_name(p.id.exe)];
       continue;
     }
     ++listed;
     const ServiceInfo* sv = p.service < r.services.size() ? &r.services[p.service] : nullptr;
     std::string inc = sv && sv->incarnations > 1 ? absl::StrFormat(", incarnation %d", p.incarnation + 1) : "";
-    out << absl::StrFormat("  pid %d %s on %s%s%s: %s over %s, %s\n", p.pid, base_name(p.executable), p.host,
-                           p.container.empty() ? "" : " (container " + p.container.substr(0, 12) + ")", inc,
+    out << absl::StrFormat("  pid %d %s on %s%s%s: %s over %s, %s\n", p.id.pid, base_name(p.id.exe), p.id.hostname,
+                           p.id.container_id.empty() ? "" : " (container " + p.id.container_id.substr(0, 12) + ")", inc,
                            plural(p.dumps, "dump", "dumps"), human_duration(p.duration_s),
                            p.final_dump ? "exited normally" : "no final dump: killed, or still running");
   }
@@ -122,7 +122,7 @@ void memory(const Report& r, std::ostream& out) {
       const char* label = m.part == "other_anon" ? "other anonymous" : m.part.c_str();
       parts.push_back(absl::StrCat(label, " ", line(m)));
     }
-    out << absl::StrFormat("  pid %d %s: %s = %s\n", p.pid, base_name(p.executable), line(*rss), absl::StrJoin(parts, ", "));
+    out << absl::StrFormat("  pid %d %s: %s = %s\n", p.id.pid, base_name(p.id.exe), line(*rss), absl::StrJoin(parts, ", "));
     for (const auto& f : p.findings) out << "    -> " << f << "\n";
   }
 }

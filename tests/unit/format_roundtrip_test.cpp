@@ -351,18 +351,18 @@ void small_body(PayloadBuilder& b) {
 void check_valid(const Dump& d) {
   CHECK(d.major == 1);
   CHECK(d.shim_version == "leakwatch 0.1.0");
-  CHECK(d.pid == 4242);
-  CHECK(d.ppid == 1);
-  CHECK(d.instance == kInstance);
-  CHECK(d.exe == kExe);
-  CHECK(d.argv0 == "sérvice");
-  CHECK(d.cmdline == "sérvice --port 8080 --name \"a b\"");
-  CHECK(d.hostname == "web-7d9f8c-x2x");
-  CHECK(d.container_id == kContainer);
-  CHECK(d.pid_ns == 4026531836);
-  CHECK(d.mnt_ns == 4026531841);
-  CHECK(d.start_wall_ns == 1700000000123456789ULL);
-  CHECK(d.start_mono_ns == 12345);
+  CHECK(d.id.pid == 4242);
+  CHECK(d.id.ppid == 1);
+  CHECK(d.id.instance == kInstance);
+  CHECK(d.id.exe == kExe);
+  CHECK(d.id.argv0 == "sérvice");
+  CHECK(d.id.cmdline == "sérvice --port 8080 --name \"a b\"");
+  CHECK(d.id.hostname == "web-7d9f8c-x2x");
+  CHECK(d.id.container_id == kContainer);
+  CHECK(d.id.pid_ns == 4026531836);
+  CHECK(d.id.mnt_ns == 4026531841);
+  CHECK(d.id.start_wall_ns == 1700000000123456789ULL);
+  CHECK(d.id.start_mono_ns == 12345);
   CHECK(d.wall_ns == 1700000060123456789ULL);
   CHECK(d.mono_ns == 60000012345ULL);
   CHECK(d.seq == 17);
@@ -429,14 +429,11 @@ bool same_dump(const Dump& a, const Dump& b) {
            x.alloc_count == y.alloc_count && x.alloc_bytes == y.alloc_bytes && x.live_samples == y.live_samples &&
            x.total_samples == y.total_samples;
   };
-  return a.major == b.major && a.minor == b.minor && a.pid == b.pid && a.ppid == b.ppid &&
-         a.instance == b.instance && a.seq == b.seq && a.wall_ns == b.wall_ns && a.mono_ns == b.mono_ns &&
-         a.start_wall_ns == b.start_wall_ns && a.start_mono_ns == b.start_mono_ns &&
-         a.sample_bytes == b.sample_bytes && a.max_frames == b.max_frames &&
-         a.dropped_samples == b.dropped_samples && a.records_folded == b.records_folded && a.pid_ns == b.pid_ns &&
-         a.mnt_ns == b.mnt_ns && a.shim_mapped_bytes == b.shim_mapped_bytes && a.final_dump == b.final_dump &&
-         a.interval_s == b.interval_s && a.exe == b.exe && a.argv0 == b.argv0 && a.cmdline == b.cmdline &&
-         a.hostname == b.hostname && a.container_id == b.container_id && a.shim_version == b.shim_version &&
+  return a.major == b.major && a.minor == b.minor && a.id == b.id && a.seq == b.seq && a.wall_ns == b.wall_ns &&
+         a.mono_ns == b.mono_ns && a.sample_bytes == b.sample_bytes && a.max_frames == b.max_frames &&
+         a.dropped_samples == b.dropped_samples && a.records_folded == b.records_folded &&
+         a.shim_mapped_bytes == b.shim_mapped_bytes && a.final_dump == b.final_dump &&
+         a.interval_s == b.interval_s && a.shim_version == b.shim_version &&
          a.extra == b.extra && a.stacks == b.stacks &&
          std::equal(a.modules.begin(), a.modules.end(), b.modules.begin(), b.modules.end(), mods_eq) &&
          std::equal(a.frames.begin(), a.frames.end(), b.frames.begin(), b.frames.end(), frame_eq) &&
@@ -599,7 +596,7 @@ TEST_CASE("format: strings longer than 65535 bytes are cut, not refused", "[form
   auto r = parse_dump(bytes, "long");
   INFO(error_of(r));
   REQUIRE(r.ok());
-  CHECK(r->exe == long_exe.substr(0, 65535));
+  CHECK(r->id.exe == long_exe.substr(0, 65535));
   CHECK(r->sample_bytes == 1);
   CHECK(r->modules.empty());
   CHECK(r->records.empty());
@@ -1168,7 +1165,7 @@ TEST_CASE("format: a string index with high bits set is refused, not truncated",
     b.end_section();
   });
   auto r = parse_dump(bytes, "x");
-  INFO(error_of(r) << (r.ok() ? " with hostname \"" + r->hostname + "\"" : std::string()));
+  INFO(error_of(r) << (r.ok() ? " with hostname \"" + r->id.hostname + "\"" : std::string()));
   CHECK_FALSE(r.ok());
   // The same field with the plain index 1 is fine (so the refusal, when it
   // comes, is about the high bits).
@@ -1181,7 +1178,7 @@ TEST_CASE("format: a string index with high bits set is refused, not truncated",
   });
   auto f = parse_dump(fine, "x");
   REQUIRE(f.ok());
-  CHECK(f->hostname == "sample_bytes");
+  CHECK(f->id.hostname == "sample_bytes");
 }
 
 TEST_CASE("format: structure-aware fuzz (mutated payloads, valid checksums)", "[format][robustness]") {

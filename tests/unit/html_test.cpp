@@ -35,7 +35,7 @@ Report report() {
   t.series = {{0, {{0, 5}, {1, 5}, {2, 5}}}};
   r.sites.push_back(t);
   ProcessInfo p;
-  p.executable = "/bin/a&b";
+  p.id.exe = "/bin/a&b";
   r.processes.push_back(p);
   return r;
 }

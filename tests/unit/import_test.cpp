@@ -82,7 +82,7 @@ TEST_CASE("jemalloc: stacks, unsampled counts, module map") {
   CHECK(d->frames[d->stacks[0][0]].address == 0x55d000001234);
   // Executable mappings only: app text, the anonymous rwx (JIT), libc text.
   REQUIRE(d->modules.size() == 3);
-  CHECK(d->exe == "/nonexistent/app");
+  CHECK(d->id.exe == "/nonexistent/app");
   const auto& app = d->modules[d->frames[d->stacks[0][0]].module];
   CHECK(app.path == "/nonexistent/app");
   CHECK(app.bias == 0x55d000000000);  // no file: vaddr taken as the file offset

@@ -34,7 +34,7 @@ TEST_CASE("prom escapes label values") {
   Report r;
   r.sites.push_back(site("weird\"name\\with\nnewline", "growing", 100, 5));
   ProcessInfo p;
-  p.executable = "/bin/my\"app";
+  p.id.exe = "/bin/my\"app";
   r.processes.push_back(p);
   std::ostringstream out;
   render::prom(r, {}, out);
@@ -101,8 +101,8 @@ TEST_CASE("prom carries each program's memory by part, latest incarnation per la
   Report r;
   auto proc = [](uint64_t start, size_t lane, double rss, double rate) {
     ProcessInfo p;
-    p.executable = "/srv/app";
-    p.start_wall_ns = start;
+    p.id.exe = "/srv/app";
+    p.id.start_wall_ns = start;
     p.lane = lane;
     p.memory.push_back({"rss", "growing", rate, rate, rate, 0.99, rss, ""});
     p.memory.push_back({"mmap", "stable", 0, 0, 0, 0, 1000, ""});

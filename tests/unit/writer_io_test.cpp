@@ -298,14 +298,14 @@ TEST_CASE("writer I/O: after the failures, real operations write a dump that rea
   auto d = leakwatch::load::read_dump(files[0]);
   INFO((d.ok() ? std::string() : std::string(d.status().message())));
   REQUIRE(d.ok());
-  CHECK(d->pid == static_cast<uint64_t>(getpid()));
-  CHECK(d->exe == g_identity.exe);
+  CHECK(d->id.pid == static_cast<uint64_t>(getpid()));
+  CHECK(d->id.exe == g_identity.exe);
   CHECK(d->seq == g_ok_dumps - 1);  // failed attempts used no sequence number
   CHECK_FALSE(d->final_dump);
   CHECK(d->sample_bytes == 65536);
   CHECK(d->interval_s == 0.5);
-  CHECK(d->instance == g_identity.instance);
-  CHECK(d->container_id == g_identity.container_id);
+  CHECK(d->id.instance == g_identity.instance);
+  CHECK(d->id.container_id == g_identity.container_id);
   CHECK_FALSE(d->modules.empty());
 
   // Both stacks are there, with their frames, symbols and estimates.
