@@ -376,7 +376,8 @@ void account_memory(const merge::Timeline& t, Report* report) {
       const merge::DumpMeta& d = p.dumps[k];
       pts.push_back({d.t_s, static_cast<double>(d.memory.rss), static_cast<double>(d.memory.rss_anon),
                      static_cast<double>(d.memory.rss_file), static_cast<double>(d.memory.rss_shmem), d.malloc_live,
-                     d.malloc_samples, d.mmap_live, d.mmap_samples, static_cast<double>(d.memory.shim_resident)});
+                     d.malloc_samples, d.mmap_live, d.mmap_samples, static_cast<double>(d.memory.shim_resident),
+                     d.malloc_alloc});
       if (d.memory.rss)
         info.memory_series.push_back({static_cast<double>(d.wall_ns - report->start_wall_ns) / 1e9,
                                       static_cast<double>(d.memory.rss), static_cast<double>(d.memory.rss_anon),

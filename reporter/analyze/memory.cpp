@@ -36,10 +36,10 @@ MemoryTrends analyze_memory(const std::vector<MemoryPoint>& pts, double S, doubl
     s.reserve(pts.size());
     for (const auto& p : pts) {
       if (p.rss <= 0) continue;  // a dump without the kernel's view
-      double v = 0, k = 0;
+      double v = 0, k = 0, a = 0;
       switch (part) {
         case MemoryPart::kRss: v = p.rss; break;
-        case MemoryPart::kMalloc: v = p.malloc_live, k = p.malloc_samples; break;
+        case MemoryPart::kMalloc: v = p.malloc_live, k = p.malloc_samples, a = p.malloc_alloc; break;
         case MemoryPart::kMmap: v = p.mmap_live, k = p.mmap_samples; break;
         case MemoryPart::kOtherAnon:
           v = std::max(0.0, p.rss_anon - p.malloc_live - p.mmap_live - p.shim), k = p.malloc_samples + p.mmap_samples;
@@ -49,7 +49,7 @@ MemoryTrends analyze_memory(const std::vector<MemoryPoint>& pts, double S, doubl
         case MemoryPart::kShim: v = p.shim; break;
         case MemoryPart::kCount: break;
       }
-      s.push_back(Point{p.t_s, v, k, 0});
+      s.push_back(Point{p.t_s, v, k, a});
     }
     return s;
   };

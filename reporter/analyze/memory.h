@@ -36,7 +36,10 @@ struct MemoryPoint {
   double rss, rss_anon, rss_file, rss_shmem;
   double malloc_live, malloc_samples;
   double mmap_live, mmap_samples;
-  double shim = 0;  // the shim's own resident bytes
+  double shim = 0;          // the shim's own resident bytes
+  double malloc_alloc = 0;  // bytes ever allocated through malloc: gives the
+                            // turnover of the total (a total that churns is
+                            // not judged with the worst-case lifetime)
 };
 
 enum class MemoryPart { kRss, kMalloc, kMmap, kOtherAnon, kFile, kShared, kShim, kCount };

@@ -139,6 +139,7 @@ void TimelineBuilder::add(const load::Dump& d) {
     } else {
       m.malloc_live += r.live_bytes;
       m.malloc_samples += static_cast<double>(r.live_samples);
+      m.malloc_alloc += r.alloc_bytes;
     }
     uint32_t site = r.stack < 0 ? Timeline::kOtherSite : site_of(static_cast<size_t>(r.stack), r.kind);
     auto [it, fresh] = at.try_emplace(site, vals.size());

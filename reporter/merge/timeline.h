@@ -73,6 +73,7 @@ struct DumpMeta {
   double mmap_live = 0;    // resident bytes of anonymous mappings made by the program
   double mmap_mapped = 0;  // their mapped (virtual) bytes
   double malloc_samples = 0, mmap_samples = 0;  // raw samples behind them
+  double malloc_alloc = 0;  // bytes ever allocated through the malloc family (estimate)
 };
 
 struct ProcessTimeline {

@@ -264,7 +264,11 @@ void memory(const Report& r, std::ostream& out) {
       bool moving = m->verdict == "growing" || m->verdict == "plateau" || m->verdict == "transient";
       out << absl::StrFormat("<td class=\"num\" data-part=\"%s\">%s<br><span class=\"verdict v-%s\">%s</span></td>", part,
                              esc(human_bytes(m->last_bytes)), esc(moving ? m->verdict : "stable"),
-                             esc(m->verdict == "growing" ? "+" + human_rate(m->growth_bytes_per_s) : moving ? m->verdict : "flat"));
+                             esc(m->verdict == "growing" ? "+" + human_rate(m->growth_bytes_per_s)
+                                 : moving                ? m->verdict
+                                 : m->verdict == "insufficient" && m->growth_low > 0
+                                     ? "+" + human_rate(m->growth_bytes_per_s) + " (unsure)"
+                                     : "flat"));
     }
     out << "</tr>\n";
     for (const auto& f : p.findings) out << "<tr class=\"finding\"><td colspan=\"8\">&rarr; " << esc(f) << "</td></tr>\n";

@@ -76,7 +76,7 @@ void json(const Report& r, std::ostream& out) {
                      {"boot_id", p.id.boot_id},
                      {"service", p.service},
                      {"lane", p.lane},
-                     {"incarnation", p.incarnation},
+                     {"incarnation", p.incarnation + 1},  // 1 for the first, as the text says
                      {"dumps_written", p.dumps_written},
                      {"retention_level", p.retention_level},
                      {"last_dump_reason", p.last_reason},

@@ -59,7 +59,7 @@ void inspect(const load::Dump& d, std::ostream& out);
 // What the reporter says it is: in --version, and in JSON with the schema's
 // version (bumped when a field changes meaning or goes away).
 inline constexpr const char kToolVersion[] = "leakwatch 0.2.0";
-inline constexpr int kJsonSchemaVersion = 2;
+inline constexpr int kJsonSchemaVersion = 3;  // 3: processes[].incarnation from 1
 
 // A 64-bit id as 16 hex digits (as in dump file names): exact in every
 // JSON reader, which a 64-bit decimal is not.

@@ -73,7 +73,13 @@ void header(const Report& r, std::ostream& out) {
   // Post-mortems start here: which processes, and did they end normally.
   size_t listed = 0;
   std::map<std::string, size_t> others;
-  for (size_t i = 0; i < r.processes.size(); ++i) {
+  // In the order they started: a restarted service's incarnations read 1, 2, ...
+  std::vector<size_t> order(r.processes.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return r.processes[a].id.start_wall_ns < r.processes[b].id.start_wall_ns;
+  });
+  for (size_t i : order) {
     const auto& p = r.processes[i];
     if (!notable(r, i) || listed >= 8) {
       ++others[base_name(p.id.exe)];
@@ -113,6 +119,9 @@ void memory(const Report& r, std::ostream& out) {
         return absl::StrFormat("%s +%s (growing)", human_bytes(m.last_bytes), human_rate(m.growth_bytes_per_s));
       if (m.verdict == "plateau" || m.verdict == "transient")
         return absl::StrFormat("%s (%s)", human_bytes(m.last_bytes), m.verdict);
+      // Rose, but too little evidence that it still grows: not "flat".
+      if (m.verdict == "insufficient" && m.growth_low > 0)
+        return absl::StrFormat("%s +%s (rising, unsure)", human_bytes(m.last_bytes), human_rate(m.growth_bytes_per_s));
       return absl::StrFormat("%s flat", human_bytes(m.last_bytes));
     };
     const MemoryLine* rss = &p.memory[0];

@@ -829,9 +829,9 @@ class DockerEngine(unittest.TestCase):
                 self.assertEqual(p["container"], c["Id"], "the container id is not the engine's")
                 self.assertEqual(p["host"], c["Config"]["Hostname"])
                 self.assertFalse(p["exited_normally"], "an incarnation exited normally?")
-            # Incarnations in the order they ran (JSON counts from 0, the text from 1).
+            # Incarnations in the order they ran, counted from 1 (as the text does).
             by_start = sorted(procs, key=lambda p: p["first_dump_time_ns"])
-            self.assertEqual([p["incarnation"] for p in by_start], list(range(len(procs))))
+            self.assertEqual([p["incarnation"] for p in by_start], list(range(1, len(procs) + 1)))
             (svc,) = rep["services"]
             self.assertEqual((svc["incarnations"], svc["at_once"]), (len(procs), 1), svc)
             self.assertIn("%d incarnations one after another" % len(procs), text)
