@@ -86,15 +86,16 @@ namespace {
 // many times is not sampled as many times. A buffer grown call after call
 // (the common case) has its size remembered per thread; otherwise the
 // allocator is asked, out of line. (A stale guess only nudges the sampling
-// countdown.) The size is remembered before the call, which then stays a
-// tail call: a block grown in place keeps its address, a moved one costs
-// one size query.
+// countdown.) The result's address is remembered, not the argument's: the
+// old address of a moved block is freed and handed out by the next malloc,
+// whose growth would then go uncharged.
 inline __attribute__((always_inline)) void* realloc_grow(void* p, size_t n, size_t old) {
   ThreadState& t = t_state;
   if (LW_LIKELY(n <= old || sample_tick(n - old))) {
-    t.last_realloc = p;
+    void* r = g_real.realloc(p, n);
+    t.last_realloc = r;  // the result: a moved-from address is soon reused by malloc
     t.last_size = n;
-    return g_real.realloc(p, n);
+    return r;
   }
   t.last_realloc = nullptr;
   return realloc_slow(p, n, true, n - old);
