@@ -76,6 +76,9 @@ bool resolve_real_functions() {
     (void)!::write(2, msg, sizeof msg - 1);
     _exit(127);
   }
+  // Never null (the hooks call it without a test): an allocator without it
+  // keeps the stub, and growth is then charged in full.
+  if (!r.malloc_usable_size) r.malloc_usable_size = &unresolved_usable_size;
   g_real = r;
   g_resolved.store(2, std::memory_order_release);
   return true;

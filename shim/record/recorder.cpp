@@ -237,8 +237,9 @@ void* resize_sampled(void* p, std::size_t n, std::size_t usable, const SampleInf
     // malloc + memcpy here made the realloc-growth benchmark copy 8% more).
     std::size_t room = n + n / 2;
     if (room < n) room = n;  // overflow
+    const int saved_errno = errno;
     q = g_real.realloc(p, room);
-    if (!q && room != n) q = g_real.realloc(p, n);
+    if (!q && room != n && (q = g_real.realloc(p, n)) != nullptr) errno = saved_errno;  // the headroom is ours
   }
   if (!q) {  // the old block stays valid, and tracked
     if (had && !track(p, old)) forget(old);
