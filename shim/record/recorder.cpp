@@ -92,9 +92,8 @@ SampleInfo sample_info(uint32_t stack, std::size_t n, double count_w) {
 SampleInfo resized_info(const SampleInfo& info, std::size_t n) {
   double count_w = info.count_w;
   if (n > info.size && g_config.sample_bytes > 1) {
-    double S = static_cast<double>(g_config.sample_bytes);
-    double exposed = count_w > 1 ? -S * std::log1p(-1.0 / count_w) : 64 * S;  // G from 1/p(G)
-    count_w = 1.0 / -std::expm1(-(exposed + static_cast<double>(n - info.size)) / S);
+    const double exposed = exposure_of(count_w, g_config.sample_bytes);
+    count_w = inclusion_count(exposed + static_cast<double>(n - info.size), g_config.sample_bytes);
   }
   return sample_info(info.stack, n, count_w);
 }
@@ -144,7 +143,8 @@ bool recorder_init(uint64_t sample_bytes) {
 
 namespace {
 
-void* alloc_sampled(Op op, std::size_t n, std::size_t align) {
+// Inlined into alloc_slow: one frame fewer for every stack to unwind.
+inline __attribute__((always_inline)) void* alloc_sampled(Op op, std::size_t n, std::size_t align) {
   if (!ensure_real()) {
     std::size_t a = (op == Op::kMalloc || op == Op::kCalloc || op == Op::kNew) ? 16 : align;
     return bootstrap_alloc(n, a);
@@ -219,12 +219,18 @@ namespace {
 // the allocation that was sampled. Growth must not move and re-record it
 // on every call (a string builder, a vector): it is resized in place when
 // the block has room, else moved once with headroom. A shrink goes to the
-// allocator, so the memory is given back as it would be without the shim.
+// allocator, so the memory is given back as it would be without the shim,
+// unless it is by less than glibc's smallest chunk (32 bytes), which glibc
+// keeps in the block too: a buffer that shrinks and grows back by a few
+// bytes then costs one update, not an erase, a call and an insert.
+constexpr std::size_t kKeptSlack = 32;
+
 void* resize_sampled(void* p, std::size_t n, std::size_t usable, const SampleInfo& info) {
   SampleInfo next = resized_info(info, n);
   SampleInfo old;
   auto key = reinterpret_cast<uintptr_t>(p);
-  if (n >= info.size && n <= usable && g_samples.update(key, next, &old)) {  // in place: same key, same mark
+  const bool fits = n <= usable && (n >= info.size || usable - n < kKeptSlack);
+  if (fits && g_samples.update(key, next, &old)) {  // in place: same key, same mark
     g_stacks.on_resize(next.stack, old.bytes_w, count_fp(old.count_w), next.bytes_w, count_fp(next.count_w));
     return p;
   }
@@ -257,7 +263,7 @@ void* resize_sampled(void* p, std::size_t n, std::size_t usable, const SampleInf
   return q;
 }
 
-void* realloc_sampled(void* p, std::size_t n, bool ticked, std::size_t growth) {
+inline __attribute__((always_inline)) void* realloc_sampled(void* p, std::size_t n, bool ticked, std::size_t growth) {
   if (!ensure_real()) {
     void* q = bootstrap_alloc(n, 16);
     if (q && p) std::memcpy(q, p, std::min(n, bootstrap_size(p)));
@@ -430,9 +436,8 @@ void* remap_sampled(void* old_addr, std::size_t old_len, std::size_t new_len, in
     // Moved or resized: same stack; growth adds to what it was sampled over.
     double w = was.count_w;
     if (new_len > old_len && g_config.sample_bytes > 1 && w > 1) {
-      double S = static_cast<double>(mapping_sample_bytes(g_config.sample_bytes));
-      double exposed = -S * std::log1p(-1.0 / w) + static_cast<double>(new_len - old_len);
-      w = 1.0 / -std::expm1(-exposed / S);
+      const uint64_t mean = mapping_sample_bytes(g_config.sample_bytes);
+      w = inclusion_count(exposure_of(w, mean) + static_cast<double>(new_len - old_len), mean);
     }
     track_mapping(reinterpret_cast<uintptr_t>(q), new_len, was.stack, w);
   } else if (new_len > old_len && sample_mapping(page_up(new_len) - page_up(old_len), mapping_sample_bytes(g_config.sample_bytes))) {

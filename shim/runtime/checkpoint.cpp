@@ -18,7 +18,8 @@ void checkpoint_install(CheckpointFn fn, uint64_t first_due_ns) {
   checkpoint_set_due(first_due_ns ? first_due_ns : 1);
 }
 
-void checkpoint_run(uint64_t now) {
+void checkpoint_run() {
+  const uint64_t now = mono_ns();
   uint64_t due = g_checkpoint_due_ns.load(std::memory_order_relaxed);
   if (due == 0 || now < due || g_fn == nullptr) return;
   // One thread wins the checkpoint; the others go on at once.

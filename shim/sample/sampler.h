@@ -65,6 +65,13 @@ struct Weight {
 };
 Weight sample_weight(std::size_t n, uint64_t mean_bytes);
 
+// 1/p(G) for a block that has been exposed to G bytes of sample points
+// (its size, plus every growth realloc charged); 1 when mean <= 1.
+double inclusion_count(double exposed_bytes, uint64_t mean_bytes);
+// The inverse: the exposure G whose 1/p(G) is count_w (64 S for a weight
+// of 1, where the inverse is unbounded).
+double exposure_of(double count_w, uint64_t mean_bytes);
+
 // Anonymous mappings are sampled apart from allocations, each mapping by
 // itself with probability p(n) at a finer mean: a mapping is a system
 // call and page faults, so a stack for one in every ~64 KiB mapped costs

@@ -75,7 +75,7 @@ int step_backtrace(void** out, int max) {
   return n;
 }
 
-int backtrace_raw(void** out, int max) {
+inline __attribute__((always_inline)) int backtrace_raw(void** out, int max) {
   if (t_has_trace_cache) return unw_backtrace(out, max);
   if (g_trace_pool_maybe_held) return step_backtrace(out, max);
   t_has_trace_cache = 1;
@@ -99,7 +99,10 @@ int find_self(struct dl_phdr_info* info, size_t, void* data) {
 }
 
 // The unwind itself; capture_stack() wraps it with the fork barrier.
-int unwind_frames(uintptr_t* frames, int max_frames) {
+// Inlined there: libunwind walks every frame of the shim's own before the
+// program's (~70 instructions each, with the trace cache), so the shim
+// keeps them few (capture_stack and the slow path calling it).
+inline __attribute__((always_inline)) int unwind_frames(uintptr_t* frames, int max_frames) {
   constexpr int kSkipMax = 16;  // the shim's own frames, at most
   void* raw[256 + kSkipMax];
   int want = max_frames + kSkipMax;

@@ -102,6 +102,20 @@ TEST_CASE("recorder: realloc keeps the record and charges only the growth", "[re
   CHECK(e->alloc_bytes() == allocated - 64 + (1 << 20));
   free_slow(r);
   CHECK(e->live_bytes() == live - 64);
+  // A shrink by less than glibc's smallest chunk stays where it is (glibc
+  // keeps those bytes in the block too), its record updated in place.
+  void* s = allocate_here(200);
+  const std::size_t usable = g_real.malloc_usable_size(s);
+  REQUIRE(usable >= 200);
+  void* same = realloc_slow(s, usable - 20, false);
+  CHECK(same == s);
+  CHECK(stack_of(s) == e);
+  CHECK(e->live_bytes() == live - 64 + (usable - 20));
+  void* back = realloc_slow(s, usable, false);  // and grows back into it
+  CHECK(back == s);
+  CHECK(e->live_bytes() == live - 64 + usable);
+  free_slow(s);
+  CHECK(e->live_bytes() == live - 64);
 }
 
 TEST_CASE("recorder: the allocation ops keep their contracts", "[recorder]") {

@@ -224,6 +224,26 @@ TEST_CASE("sample_weight: limit cases", "[sampler]") {
   }
 }
 
+TEST_CASE("inclusion_count and exposure_of agree with libm on both sides of the series limit", "[sampler]") {
+  const uint64_t S = 524288;
+  const double Sd = static_cast<double>(S);
+  // x = G/S from 1e-9 to 30, 40 points a decade: the short series (x < 0.05)
+  // and the libm path must both match 1/(1 - e^-x) and its inverse.
+  for (double x = 1e-9; x < 30; x *= std::pow(10.0, 1.0 / 40)) {
+    const double G = x * Sd;
+    const double want = 1.0 / -std::expm1(-x);
+    const double got = inclusion_count(G, S);
+    INFO("x = " << x);
+    REQUIRE(got == Approx(want).epsilon(1e-11));
+    if (want > 1.0 + 1e-9) REQUIRE(exposure_of(want, S) == Approx(-Sd * std::log1p(-1.0 / want)).epsilon(1e-11));
+    if (want > 1.0 + 1e-6) REQUIRE(exposure_of(got, S) == Approx(G).epsilon(1e-6));  // round trip
+  }
+  CHECK(inclusion_count(100, 1) == 1.0);
+  CHECK(inclusion_count(0, S) == 0.0);
+  CHECK(exposure_of(1.0, S) == 64 * Sd);  // certain: no finite inverse
+  CHECK(sample_weight(100, S).count == Approx(1.0 / -std::expm1(-100.0 / Sd)).epsilon(1e-12));
+}
+
 // ------------------------------------------------------------------ draws
 
 TEST_CASE("sample_draw: degenerate means", "[sampler]") {
