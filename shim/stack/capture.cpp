@@ -16,6 +16,7 @@
 #include "shim/runtime/clock.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/shard.h"
+#include "shim/stack/cfi_walk.h"
 #include "shim/stack/loaded_objects.h"
 
 namespace leakwatch::shim {
@@ -76,6 +77,8 @@ int step_backtrace(void** out, int max) {
 }
 
 inline __attribute__((always_inline)) int backtrace_raw(void** out, int max) {
+  int n = cfi_backtrace(out, max);  // the fast path; -1: a frame needs libunwind
+  if (__builtin_expect(n >= 0, 1)) return n;
   if (t_has_trace_cache) return unw_backtrace(out, max);
   if (g_trace_pool_maybe_held) return step_backtrace(out, max);
   t_has_trace_cache = 1;
@@ -128,6 +131,7 @@ inline __attribute__((always_inline)) int unwind_frames(uintptr_t* frames, int m
 void capture_init() {
   dl_iterate_phdr(find_self, reinterpret_cast<void*>(&capture_init));
   loaded_objects_init();
+  if (!cfi_walk_init()) log_once(Once::kUnwindFailed, "no memory for the unwind cache; stacks are walked by libunwind alone");
   // libunwind initialises itself here: as inside any unwind, its calls to
   // dl_iterate_phdr and pipe2 are the shim's to answer (hooks.cpp).
   t_unwinding = kCounted;

@@ -145,6 +145,7 @@ int loaded_objects_iterate(PhdrCallback callback, void* data) {
 }
 
 void loaded_objects_changed() { g_changes.fetch_add(1, std::memory_order_acq_rel); }
+uint64_t loaded_objects_generation() { return g_changes.load(std::memory_order_acquire); }
 
 void loaded_objects_after_fork_child() {
   g_readers.store(0, std::memory_order_relaxed);

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <link.h>
 
 namespace leakwatch::shim {
@@ -31,6 +32,7 @@ using PhdrCallback = int (*)(struct dl_phdr_info*, size_t, void*);
 void loaded_objects_init();  // the first snapshot, at start-up
 int loaded_objects_iterate(PhdrCallback callback, void* data);
 void loaded_objects_changed();            // dlopen or dlclose: rebuild before the next use
+uint64_t loaded_objects_generation();     // how many times that happened
 void loaded_objects_after_fork_child();   // a reader or the rebuilder may have vanished mid-way
 
 }  // namespace leakwatch::shim

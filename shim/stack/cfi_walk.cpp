@@ -1,0 +1,466 @@
+#include "shim/stack/cfi_walk.h"
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <elf.h>
+#include <link.h>
+
+#include "shim/runtime/internal_alloc.h"
+#include "shim/stack/loaded_objects.h"
+
+namespace leakwatch::shim {
+namespace {
+
+// ---- Rules, packed in one word so a cache slot is two words.
+//
+// bits 0-31  CFA offset (signed)
+// bit  32    CFA is RBP + offset (else RSP + offset)
+// bit  33    the caller's RBP is saved at CFA + 8 * (bits 40-47, signed)
+// bit  34    the return address is undefined: the outermost frame
+// bit  35    needs libunwind (cached too: an address that needed it once always will)
+// bits 48-55 the return address is at CFA + 8 * (this, signed)
+constexpr uint64_t kCfaIsBp = 1ull << 32;
+constexpr uint64_t kBpSaved = 1ull << 33;
+constexpr uint64_t kOutermost = 1ull << 34;
+constexpr uint64_t kNeedsLibunwind = 1ull << 35;
+
+uint64_t make_rule(int32_t cfa_off, bool cfa_bp, bool bp_saved, int bp_slot, int ra_slot) {
+  uint64_t r = static_cast<uint32_t>(cfa_off);
+  if (cfa_bp) r |= kCfaIsBp;
+  if (bp_saved) r |= kBpSaved | (static_cast<uint64_t>(static_cast<uint8_t>(bp_slot)) << 40);
+  return r | (static_cast<uint64_t>(static_cast<uint8_t>(ra_slot)) << 48);
+}
+int32_t rule_cfa_off(uint64_t r) { return static_cast<int32_t>(static_cast<uint32_t>(r)); }
+int rule_bp_slot(uint64_t r) { return static_cast<int8_t>(static_cast<uint8_t>(r >> 40)); }
+int rule_ra_slot(uint64_t r) { return static_cast<int8_t>(static_cast<uint8_t>(r >> 48)); }
+
+// ---- Reading the tables (DWARF 4 section 6.4, LSB's .eh_frame_hdr).
+
+struct Reader {
+  const uint8_t* p;
+  const uint8_t* end;
+  bool ok = true;
+
+  uint8_t u8() {
+    if (p >= end) return ok = false, 0;
+    return *p++;
+  }
+  template <typename T>
+  T fixed() {
+    if (end - p < static_cast<std::ptrdiff_t>(sizeof(T))) return ok = false, T{};
+    T v;
+    std::memcpy(&v, p, sizeof v);
+    p += sizeof v;
+    return v;
+  }
+  uint64_t uleb() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      uint8_t b = u8();
+      v |= static_cast<uint64_t>(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+    ok = false;
+    return 0;
+  }
+  int64_t sleb() {
+    int64_t v = 0;
+    int shift = 0;
+    uint8_t b;
+    do {
+      b = u8();
+      if (shift < 64) v |= static_cast<int64_t>(b & 0x7f) << shift;
+      shift += 7;
+    } while ((b & 0x80) && ok);
+    if (shift < 64 && (b & 0x40)) v |= -(int64_t{1} << shift);
+    return v;
+  }
+  void skip(uint64_t n) {
+    if (static_cast<uint64_t>(end - p) < n) ok = false, p = end;
+    else p += n;
+  }
+
+  // A pointer in DW_EH_PE encoding `enc`; `data_base` for datarel.
+  uintptr_t encoded(uint8_t enc, uintptr_t data_base = 0) {
+    if (enc == 0xff) return ok = false, 0;  // DW_EH_PE_omit
+    const auto here = reinterpret_cast<uintptr_t>(p);
+    uintptr_t v;
+    switch (enc & 0x0f) {
+      case 0x00: v = fixed<uint64_t>(); break;                            // absptr
+      case 0x01: v = uleb(); break;                                       // uleb128
+      case 0x02: v = fixed<uint16_t>(); break;                            // udata2
+      case 0x03: v = fixed<uint32_t>(); break;                            // udata4
+      case 0x04: v = fixed<uint64_t>(); break;                            // udata8
+      case 0x09: v = static_cast<uintptr_t>(sleb()); break;               // sleb128
+      case 0x0a: v = static_cast<uintptr_t>(fixed<int16_t>()); break;     // sdata2
+      case 0x0b: v = static_cast<uintptr_t>(fixed<int32_t>()); break;     // sdata4
+      case 0x0c: v = static_cast<uintptr_t>(fixed<int64_t>()); break;     // sdata8
+      default: return ok = false, 0;
+    }
+    switch (enc & 0x70) {
+      case 0x00: break;
+      case 0x10: v += here; break;       // pcrel
+      case 0x30: v += data_base; break;  // datarel
+      default: return ok = false, 0;
+    }
+    if (enc & 0x80) return ok = false, 0;  // indirect: never for code addresses
+    return v;
+  }
+};
+
+// The rule state the CFA program builds; RBP is DWARF register 6, RSP 7,
+// the return address column is 16 on x86-64.
+struct Row {
+  int cfa_reg = 7;
+  int64_t cfa_off = 8;
+  enum : uint8_t { kSame, kAt, kUndefined } bp = kSame, ra = kAt;
+  int64_t bp_off = 0, ra_off = -8;
+};
+
+struct Cie {
+  uint64_t code_align = 1;
+  int64_t data_align = -8;
+  uint64_t ra_column = 16;
+  uint8_t fde_enc = 0;
+  bool has_z = false;
+  bool signal = false;
+  const uint8_t* insns = nullptr;
+  const uint8_t* insns_end = nullptr;
+};
+
+bool parse_cie(const uint8_t* cie, const uint8_t* limit, Cie* out) {
+  Reader r{cie, limit};
+  uint64_t len = r.fixed<uint32_t>();
+  if (!r.ok || len == 0xffffffffu || len == 0) return false;  // 64-bit DWARF: not in .eh_frame
+  const uint8_t* end = r.p + len;
+  if (end > limit) return false;
+  r.end = end;
+  if (r.fixed<uint32_t>() != 0) return false;  // a CIE's id is 0
+  uint8_t version = r.u8();
+  if (version != 1 && version != 3) return false;
+  const char* aug = reinterpret_cast<const char*>(r.p);
+  while (r.ok && r.u8() != 0) {
+  }
+  out->code_align = r.uleb();
+  out->data_align = r.sleb();
+  out->ra_column = version == 1 ? r.u8() : r.uleb();
+  if (aug[0] == 'z') {
+    out->has_z = true;
+    uint64_t aug_len = r.uleb();
+    const uint8_t* aug_end = r.p + aug_len;
+    for (const char* a = aug + 1; *a && r.ok; ++a) {
+      switch (*a) {
+        case 'R': out->fde_enc = r.u8(); break;
+        case 'L': r.u8(); break;
+        case 'P': {
+          uint8_t enc = r.u8();
+          if ((enc & 0x70) == 0x30 || enc == 0xff) return false;
+          (void)r.encoded(enc & 0x7f);  // the personality routine, unused
+          break;
+        }
+        case 'S': out->signal = true; break;
+        case 'B': break;
+        default: return false;  // an augmentation we do not know: its data may matter
+      }
+    }
+    if (r.p > aug_end) return false;
+    r.p = aug_end;
+  } else if (aug[0] != '\0') {
+    return false;
+  }
+  out->insns = r.p;
+  out->insns_end = end;
+  return r.ok && r.p <= end;
+}
+
+enum class Run { kReached, kUnsupported };
+
+// Runs CFA instructions from `insns` while the location stays <= target.
+Run run_cfa(const Cie& cie, const uint8_t* insns, const uint8_t* end, uintptr_t loc, uintptr_t target,
+            Row* row, const Row& initial) {
+  constexpr int kStates = 8;
+  Row saved[kStates];
+  int depth = 0;
+  Reader r{insns, end};
+  auto set_reg = [&](uint64_t reg, uint8_t kind, int64_t off) -> bool {
+    if (reg == 6) row->bp = static_cast<decltype(row->bp)>(kind), row->bp_off = off;
+    else if (reg == cie.ra_column) row->ra = static_cast<decltype(row->ra)>(kind), row->ra_off = off;
+    else if (reg == 7) return false;  // a rule for RSP itself: not the CFA convention
+    return true;
+  };
+  auto restore_reg = [&](uint64_t reg) -> bool {
+    if (reg == 6) row->bp = initial.bp, row->bp_off = initial.bp_off;
+    else if (reg == cie.ra_column) row->ra = initial.ra, row->ra_off = initial.ra_off;
+    else if (reg == 7) return false;
+    return true;
+  };
+  while (r.p < r.end) {
+    uint8_t op = r.u8();
+    uint8_t low = op & 0x3f;
+    switch (op & 0xc0) {
+      case 0x40:  // advance_loc
+        loc += low * cie.code_align;
+        if (loc > target) return Run::kReached;
+        continue;
+      case 0x80:  // offset
+        if (!set_reg(low, Row::kAt, static_cast<int64_t>(r.uleb()) * cie.data_align)) return Run::kUnsupported;
+        continue;
+      case 0xc0:  // restore
+        if (!restore_reg(low)) return Run::kUnsupported;
+        continue;
+      default:
+        break;
+    }
+    switch (op) {
+      case 0x00: break;  // nop
+      case 0x02: loc += r.u8() * cie.code_align; if (loc > target) return Run::kReached; break;
+      case 0x03: loc += r.fixed<uint16_t>() * cie.code_align; if (loc > target) return Run::kReached; break;
+      case 0x04: loc += r.fixed<uint32_t>() * cie.code_align; if (loc > target) return Run::kReached; break;
+      case 0x01: {  // set_loc
+        uintptr_t to = r.encoded(cie.fde_enc);
+        if (!r.ok) return Run::kUnsupported;
+        if (to > target) return Run::kReached;
+        loc = to;
+        break;
+      }
+      case 0x05: {  // offset_extended
+        uint64_t reg = r.uleb();
+        if (!set_reg(reg, Row::kAt, static_cast<int64_t>(r.uleb()) * cie.data_align)) return Run::kUnsupported;
+        break;
+      }
+      case 0x11: {  // offset_extended_sf
+        uint64_t reg = r.uleb();
+        if (!set_reg(reg, Row::kAt, r.sleb() * cie.data_align)) return Run::kUnsupported;
+        break;
+      }
+      case 0x2f: {  // GNU_negative_offset_extended
+        uint64_t reg = r.uleb();
+        if (!set_reg(reg, Row::kAt, -static_cast<int64_t>(r.uleb()) * cie.data_align)) return Run::kUnsupported;
+        break;
+      }
+      case 0x06:  // restore_extended
+        if (!restore_reg(r.uleb())) return Run::kUnsupported;
+        break;
+      case 0x07: {  // undefined
+        uint64_t reg = r.uleb();
+        if (reg == 6 || reg == 7) return Run::kUnsupported;
+        if (reg == cie.ra_column) row->ra = Row::kUndefined;
+        break;
+      }
+      case 0x08: {  // same_value
+        uint64_t reg = r.uleb();
+        if (reg == 6) row->bp = Row::kSame;
+        else if (reg == cie.ra_column || reg == 7) return Run::kUnsupported;
+        break;
+      }
+      case 0x09: {  // register: reg1 is saved in reg2
+        uint64_t reg = r.uleb();
+        (void)r.uleb();
+        if (reg == 6 || reg == 7 || reg == cie.ra_column) return Run::kUnsupported;
+        break;
+      }
+      case 0x0a:  // remember_state
+        if (depth == kStates) return Run::kUnsupported;
+        saved[depth++] = *row;
+        break;
+      case 0x0b:  // restore_state, the CFA rule included (GCC's epilogues rely on it)
+        if (depth == 0) return Run::kUnsupported;
+        *row = saved[--depth];
+        break;
+      case 0x0c:  // def_cfa
+        row->cfa_reg = static_cast<int>(r.uleb());
+        row->cfa_off = static_cast<int64_t>(r.uleb());
+        break;
+      case 0x12:  // def_cfa_sf
+        row->cfa_reg = static_cast<int>(r.uleb());
+        row->cfa_off = r.sleb() * cie.data_align;
+        break;
+      case 0x0d: row->cfa_reg = static_cast<int>(r.uleb()); break;  // def_cfa_register
+      case 0x0e: row->cfa_off = static_cast<int64_t>(r.uleb()); break;  // def_cfa_offset
+      case 0x13: row->cfa_off = r.sleb() * cie.data_align; break;        // def_cfa_offset_sf
+      case 0x0f: return Run::kUnsupported;                               // def_cfa_expression
+      case 0x10:                                                          // expression
+      case 0x16: {                                                        // val_expression
+        uint64_t reg = r.uleb();
+        if (reg == 6 || reg == 7 || reg == cie.ra_column) return Run::kUnsupported;
+        r.skip(r.uleb());
+        break;
+      }
+      case 0x14:    // val_offset
+      case 0x15: {  // val_offset_sf
+        uint64_t reg = r.uleb();
+        if (reg == 6 || reg == 7 || reg == cie.ra_column) return Run::kUnsupported;
+        if (op == 0x14) (void)r.uleb();
+        else (void)r.sleb();
+        break;
+      }
+      case 0x2e: (void)r.uleb(); break;  // GNU_args_size: the caller's RSP is still the CFA
+      default: return Run::kUnsupported;
+    }
+    if (!r.ok) return Run::kUnsupported;
+  }
+  return r.ok ? Run::kReached : Run::kUnsupported;
+}
+
+uint64_t rule_from_row(const Row& row) {
+  if (row.cfa_reg != 6 && row.cfa_reg != 7) return kNeedsLibunwind;
+  if (row.cfa_off < INT32_MIN || row.cfa_off > INT32_MAX) return kNeedsLibunwind;
+  if (row.ra == Row::kUndefined) return kOutermost;
+  if (row.bp == Row::kUndefined) return kNeedsLibunwind;
+  auto slot = [](int64_t off, int* out) {
+    if (off % 8 != 0 || off / 8 < -128 || off / 8 > 127) return false;
+    *out = static_cast<int>(off / 8);
+    return true;
+  };
+  int ra_slot, bp_slot = 0;
+  if (!slot(row.ra_off, &ra_slot)) return kNeedsLibunwind;
+  if (row.bp == Row::kAt && !slot(row.bp_off, &bp_slot)) return kNeedsLibunwind;
+  return make_rule(static_cast<int32_t>(row.cfa_off), row.cfa_reg == 6, row.bp == Row::kAt, bp_slot, ra_slot);
+}
+
+// The FDE covering `pc` through the object's sorted search table.
+const uint8_t* find_fde(const uint8_t* hdr, const uint8_t* hdr_end, uintptr_t pc) {
+  Reader r{hdr, hdr_end};
+  if (r.u8() != 1) return nullptr;  // version
+  uint8_t frame_enc = r.u8(), count_enc = r.u8(), table_enc = r.u8();
+  (void)r.encoded(frame_enc);
+  uint64_t count = r.encoded(count_enc);
+  if (!r.ok || table_enc != 0x3b || count == 0) return nullptr;  // datarel sdata4: what every linker writes
+  const auto base = reinterpret_cast<uintptr_t>(hdr);
+  const auto* table = reinterpret_cast<const int32_t*>(r.p);
+  if (static_cast<uint64_t>(hdr_end - r.p) / 8 < count) return nullptr;
+  uint64_t lo = 0, hi = count;  // last entry with start <= pc
+  while (hi - lo > 1) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (base + static_cast<intptr_t>(table[2 * mid]) <= pc) lo = mid;
+    else hi = mid;
+  }
+  if (base + static_cast<intptr_t>(table[2 * lo]) > pc) return nullptr;
+  return reinterpret_cast<const uint8_t*>(base + static_cast<intptr_t>(table[2 * lo + 1]));
+}
+
+// The rule at `pc` from the FDE, or kNeedsLibunwind.
+uint64_t rule_from_fde(const uint8_t* fde, uintptr_t pc) {
+  // FDEs and CIEs lie within .eh_frame; lengths bound every read.
+  constexpr std::size_t kMaxEntry = 1u << 20;
+  Reader r{fde, fde + 8};
+  uint32_t len = r.fixed<uint32_t>();
+  if (!r.ok || len == 0 || len == 0xffffffffu || len > kMaxEntry) return kNeedsLibunwind;
+  const uint8_t* end = fde + 4 + len;
+  r.end = end;
+  const uint8_t* id_at = r.p;
+  uint32_t cie_off = r.fixed<uint32_t>();
+  if (cie_off == 0) return kNeedsLibunwind;  // a CIE, not an FDE
+  const uint8_t* cie_at = id_at - cie_off;
+  Cie cie;
+  if (!parse_cie(cie_at, cie_at + 4 + kMaxEntry, &cie) || cie.signal) return kNeedsLibunwind;
+  uintptr_t start = r.encoded(cie.fde_enc);
+  uintptr_t range = r.encoded(cie.fde_enc & 0x0f);
+  if (!r.ok || pc < start || pc - start >= range) return kNeedsLibunwind;
+  if (cie.has_z) r.skip(r.uleb());
+  if (!r.ok) return kNeedsLibunwind;
+  Row initial;
+  if (run_cfa(cie, cie.insns, cie.insns_end, start, UINTPTR_MAX, &initial, Row{}) != Run::kReached)
+    return kNeedsLibunwind;
+  Row row = initial;
+  if (run_cfa(cie, r.p, end, start, pc, &row, initial) != Run::kReached) return kNeedsLibunwind;
+  return rule_from_row(row);
+}
+
+struct Lookup {
+  uintptr_t pc;
+  uint64_t rule;
+};
+
+int rule_in_object(struct dl_phdr_info* info, size_t, void* data) {
+  auto* q = static_cast<Lookup*>(data);
+  bool inside = false;
+  const uint8_t* hdr = nullptr;
+  std::size_t hdr_len = 0;
+  for (int i = 0; i < info->dlpi_phnum; ++i) {
+    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
+    if (ph.p_type == PT_LOAD && q->pc >= lo && q->pc - lo < ph.p_memsz) inside = true;
+    if (ph.p_type == PT_GNU_EH_FRAME) hdr = reinterpret_cast<const uint8_t*>(lo), hdr_len = ph.p_memsz;
+  }
+  if (!inside) return 0;
+  const uint8_t* fde = hdr ? find_fde(hdr, hdr + hdr_len, q->pc) : nullptr;
+  q->rule = fde ? rule_from_fde(fde, q->pc) : kNeedsLibunwind;
+  return 1;
+}
+
+// ---- The cache: direct-mapped, two words a slot. The key is the address
+// looked up with the loaded-objects generation in its top bits (user
+// addresses fit in 47); 1 marks a slot being written.
+struct Slot {
+  std::atomic<uint64_t> key;
+  std::atomic<uint64_t> rule;
+};
+constexpr int kSlotBits = 14;  // 16,384 addresses, 256 KiB reserved, touched as used
+constexpr uint64_t kBusy = 1;
+Slot* g_slots = nullptr;
+
+inline uint64_t slot_index(uint64_t key) { return (key * 0x9E3779B97F4A7C15ull) >> (64 - kSlotBits); }
+
+inline bool cached(uint64_t key, uint64_t* rule) {
+  Slot& s = g_slots[slot_index(key)];
+  if (s.key.load(std::memory_order_acquire) != key) return false;
+  *rule = s.rule.load(std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return s.key.load(std::memory_order_relaxed) == key;
+}
+
+void remember(uint64_t key, uint64_t rule) {
+  Slot& s = g_slots[slot_index(key)];
+  uint64_t was = s.key.load(std::memory_order_relaxed);
+  if (was == kBusy || !s.key.compare_exchange_strong(was, kBusy, std::memory_order_acquire)) return;
+  std::atomic_thread_fence(std::memory_order_release);  // readers of the old key see it gone first
+  s.rule.store(rule, std::memory_order_relaxed);
+  s.key.store(key, std::memory_order_release);
+}
+
+uint64_t rule_for(uintptr_t pc, uint64_t generation) {
+  const uint64_t key = (static_cast<uint64_t>(pc) & ((1ull << 48) - 1)) | (generation << 48);
+  uint64_t rule;
+  if (__builtin_expect(cached(key, &rule), 1)) return rule;
+  Lookup q{pc, kNeedsLibunwind};
+  if (loaded_objects_iterate(rule_in_object, &q) == 0) return kNeedsLibunwind;  // JIT code: not cached
+  remember(key, q.rule);
+  return q.rule;
+}
+
+}  // namespace
+
+bool cfi_walk_init() {
+  if (!g_slots) g_slots = static_cast<Slot*>(map_pages(sizeof(Slot) << kSlotBits, /*noreserve=*/true));
+  return g_slots != nullptr;
+}
+
+__attribute__((noinline)) int cfi_backtrace(void** out, int max) {
+  if (!g_slots) return -1;
+  uintptr_t pc, sp, bp;
+  // This function's own state at one point: the walk starts by unwinding it.
+  asm volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
+  const uint64_t generation = loaded_objects_generation() & 0x7fff;
+  bool exact = true;  // pc is where execution is, not a return address
+  int n = 0;
+  while (n < max) {
+    const uint64_t rule = rule_for(exact ? pc : pc - 1, generation);
+    if (rule & kNeedsLibunwind) return -1;
+    if (rule & kOutermost) break;
+    const uintptr_t cfa = ((rule & kCfaIsBp) ? bp : sp) + static_cast<intptr_t>(rule_cfa_off(rule));
+    // The stack grows down: a caller's frame is above its callee's.
+    if (cfa <= sp || (cfa & 7) != 0) return -1;
+    const uintptr_t ra = *reinterpret_cast<const uintptr_t*>(cfa + 8 * static_cast<intptr_t>(rule_ra_slot(rule)));
+    if (rule & kBpSaved) bp = *reinterpret_cast<const uintptr_t*>(cfa + 8 * static_cast<intptr_t>(rule_bp_slot(rule)));
+    sp = cfa;
+    pc = ra;
+    exact = false;
+    if (pc == 0) break;
+    out[n++] = reinterpret_cast<void*>(pc);
+  }
+  return n;
+}
+
+}  // namespace leakwatch::shim
