@@ -275,7 +275,11 @@ LW_EXPORT void* dlopen(const char* file, int mode) {
 LW_EXPORT int dlclose(void* handle) {
   if (LW_UNLIKELY(g_real.dlclose == nullptr)) resolve_real_functions();
   loaded_objects_changed();
-  return g_real.dlclose(handle);
+  int r = g_real.dlclose(handle);
+  // Again once the object is gone: a list made while its destructors ran
+  // (they may allocate) still shows it.
+  loaded_objects_changed();
+  return r;
 }
 
 LW_EXPORT int pipe2(int* fds, int flags) {

@@ -111,12 +111,19 @@ struct Reader {
 
 // The rule state the CFA program builds; RBP is DWARF register 6, RSP 7,
 // the return address column is 16 on x86-64.
+// Nothing is assumed: a CFA or return-address rule the tables never state
+// sends the frame to libunwind.
 struct Row {
-  int cfa_reg = 7;
-  int64_t cfa_off = 8;
-  enum : uint8_t { kSame, kAt, kUndefined } bp = kSame, ra = kAt;
-  int64_t bp_off = 0, ra_off = -8;
+  int cfa_reg = -1;
+  int64_t cfa_off = 0;
+  enum : uint8_t { kUnset, kSame, kAt, kUndefined } bp = kSame, ra = kUnset;
+  int64_t bp_off = 0, ra_off = 0;
 };
+// DWARF registers 0-16 (the integer registers and the return address);
+// libunwind stops at a rule for any other (xmm saves of ms_abi code), and
+// so does this walker, by handing such a frame to it.
+constexpr uint64_t kRegs = 17;
+constexpr uint64_t kRaColumn = 16;
 
 struct Cie {
   uint64_t code_align = 1;
@@ -171,10 +178,15 @@ bool parse_cie(const uint8_t* cie, const uint8_t* limit, Cie* out) {
   }
   out->insns = r.p;
   out->insns_end = end;
-  return r.ok && r.p <= end;
+  // x86-64 code: instructions are bytes, the return address is column 16.
+  return r.ok && r.p <= end && out->code_align == 1 && out->ra_column == kRaColumn;
 }
 
 enum class Run { kReached, kUnsupported };
+
+// The CFA's register as the row keeps it: -1 for one outside 0-16 (never
+// followed; rule_from_row sends it to libunwind).
+int cfa_register(uint64_t reg) { return reg < kRegs ? static_cast<int>(reg) : -1; }
 
 // Runs CFA instructions from `insns` while the location stays <= target.
 Run run_cfa(const Cie& cie, const uint8_t* insns, const uint8_t* end, uintptr_t loc, uintptr_t target,
@@ -184,17 +196,20 @@ Run run_cfa(const Cie& cie, const uint8_t* insns, const uint8_t* end, uintptr_t 
   int depth = 0;
   Reader r{insns, end};
   auto set_reg = [&](uint64_t reg, uint8_t kind, int64_t off) -> bool {
+    if (reg >= kRegs || reg == 7) return false;  // 7: a rule for RSP itself, not the CFA convention
     if (reg == 6) row->bp = static_cast<decltype(row->bp)>(kind), row->bp_off = off;
-    else if (reg == cie.ra_column) row->ra = static_cast<decltype(row->ra)>(kind), row->ra_off = off;
-    else if (reg == 7) return false;  // a rule for RSP itself: not the CFA convention
+    else if (reg == kRaColumn) row->ra = static_cast<decltype(row->ra)>(kind), row->ra_off = off;
     return true;
   };
   auto restore_reg = [&](uint64_t reg) -> bool {
+    if (reg >= kRegs || reg == 7) return false;
     if (reg == 6) row->bp = initial.bp, row->bp_off = initial.bp_off;
-    else if (reg == cie.ra_column) row->ra = initial.ra, row->ra_off = initial.ra_off;
-    else if (reg == 7) return false;
+    else if (reg == kRaColumn) row->ra = initial.ra, row->ra_off = initial.ra_off;
     return true;
   };
+  // Any rule naming a register: outside 0-16, or one of the three this
+  // walker follows, it needs libunwind.
+  auto other_reg = [&](uint64_t reg) { return reg < kRegs && reg != 6 && reg != 7 && reg != kRaColumn; };
   while (r.p < r.end) {
     uint8_t op = r.u8();
     uint8_t low = op & 0x3f;
@@ -244,20 +259,20 @@ Run run_cfa(const Cie& cie, const uint8_t* insns, const uint8_t* end, uintptr_t 
         break;
       case 0x07: {  // undefined
         uint64_t reg = r.uleb();
-        if (reg == 6 || reg == 7) return Run::kUnsupported;
-        if (reg == cie.ra_column) row->ra = Row::kUndefined;
+        if (reg == kRaColumn) row->ra = Row::kUndefined;
+        else if (!other_reg(reg)) return Run::kUnsupported;
         break;
       }
       case 0x08: {  // same_value
         uint64_t reg = r.uleb();
         if (reg == 6) row->bp = Row::kSame;
-        else if (reg == cie.ra_column || reg == 7) return Run::kUnsupported;
+        else if (!other_reg(reg)) return Run::kUnsupported;
         break;
       }
       case 0x09: {  // register: reg1 is saved in reg2
         uint64_t reg = r.uleb();
-        (void)r.uleb();
-        if (reg == 6 || reg == 7 || reg == cie.ra_column) return Run::kUnsupported;
+        uint64_t in = r.uleb();
+        if (!other_reg(reg) || in >= kRegs) return Run::kUnsupported;
         break;
       }
       case 0x0a:  // remember_state
@@ -269,28 +284,28 @@ Run run_cfa(const Cie& cie, const uint8_t* insns, const uint8_t* end, uintptr_t 
         *row = saved[--depth];
         break;
       case 0x0c:  // def_cfa
-        row->cfa_reg = static_cast<int>(r.uleb());
+        row->cfa_reg = cfa_register(r.uleb());
         row->cfa_off = static_cast<int64_t>(r.uleb());
         break;
       case 0x12:  // def_cfa_sf
-        row->cfa_reg = static_cast<int>(r.uleb());
+        row->cfa_reg = cfa_register(r.uleb());
         row->cfa_off = r.sleb() * cie.data_align;
         break;
-      case 0x0d: row->cfa_reg = static_cast<int>(r.uleb()); break;  // def_cfa_register
+      case 0x0d: row->cfa_reg = cfa_register(r.uleb()); break;  // def_cfa_register
       case 0x0e: row->cfa_off = static_cast<int64_t>(r.uleb()); break;  // def_cfa_offset
       case 0x13: row->cfa_off = r.sleb() * cie.data_align; break;        // def_cfa_offset_sf
       case 0x0f: return Run::kUnsupported;                               // def_cfa_expression
       case 0x10:                                                          // expression
       case 0x16: {                                                        // val_expression
         uint64_t reg = r.uleb();
-        if (reg == 6 || reg == 7 || reg == cie.ra_column) return Run::kUnsupported;
+        if (!other_reg(reg)) return Run::kUnsupported;
         r.skip(r.uleb());
         break;
       }
       case 0x14:    // val_offset
       case 0x15: {  // val_offset_sf
         uint64_t reg = r.uleb();
-        if (reg == 6 || reg == 7 || reg == cie.ra_column) return Run::kUnsupported;
+        if (!other_reg(reg)) return Run::kUnsupported;
         if (op == 0x14) (void)r.uleb();
         else (void)r.sleb();
         break;
@@ -304,7 +319,8 @@ Run run_cfa(const Cie& cie, const uint8_t* insns, const uint8_t* end, uintptr_t 
 }
 
 uint64_t rule_from_row(const Row& row) {
-  if (row.cfa_reg != 6 && row.cfa_reg != 7) return kNeedsLibunwind;
+  if (row.cfa_reg != 6 && row.cfa_reg != 7) return kNeedsLibunwind;  // also: never defined
+  if (row.ra == Row::kUnset) return kNeedsLibunwind;
   if (row.cfa_off < INT32_MIN || row.cfa_off > INT32_MAX) return kNeedsLibunwind;
   if (row.ra == Row::kUndefined) return kOutermost;
   if (row.bp == Row::kUndefined) return kNeedsLibunwind;
@@ -361,7 +377,7 @@ uint64_t rule_from_fde(const uint8_t* fde, uintptr_t pc) {
   if (cie.has_z) r.skip(r.uleb());
   if (!r.ok) return kNeedsLibunwind;
   Row initial;
-  if (run_cfa(cie, cie.insns, cie.insns_end, start, UINTPTR_MAX, &initial, Row{}) != Run::kReached)
+  if (run_cfa(cie, cie.insns, cie.insns_end, start, UINTPTR_MAX - 1, &initial, Row{}) != Run::kReached)
     return kNeedsLibunwind;
   Row row = initial;
   if (run_cfa(cie, r.p, end, start, pc, &row, initial) != Run::kReached) return kNeedsLibunwind;
@@ -390,50 +406,65 @@ int rule_in_object(struct dl_phdr_info* info, size_t, void* data) {
   return 1;
 }
 
-// ---- The cache: direct-mapped, two words a slot. The key is the address
-// looked up with the loaded-objects generation in its top bits (user
-// addresses fit in 47); 1 marks a slot being written.
-struct Slot {
-  std::atomic<uint64_t> key;
+// ---- The cache: direct-mapped slots, each under its own sequence number
+// (odd while a writer fills it; a reader keeps what it read only if the
+// number was even and unchanged around its reads, so an address is never
+// paired with another's rule, however the slot is reused meanwhile). The
+// full loaded-objects generation is kept, so a rule cached for code since
+// unloaded never matches again.
+struct alignas(32) Slot {
+  std::atomic<uint64_t> seq;
+  std::atomic<uint64_t> pc;
+  std::atomic<uint64_t> generation;
   std::atomic<uint64_t> rule;
 };
-constexpr int kSlotBits = 14;  // 16,384 addresses, 256 KiB reserved, touched as used
-constexpr uint64_t kBusy = 1;
+constexpr int kDefaultSlotBits = 14;  // 16,384 addresses, 512 KiB reserved, touched as used
+int g_slot_bits = kDefaultSlotBits;
 Slot* g_slots = nullptr;
 
-inline uint64_t slot_index(uint64_t key) { return (key * 0x9E3779B97F4A7C15ull) >> (64 - kSlotBits); }
+inline Slot& slot_for(uintptr_t pc) { return g_slots[(pc * 0x9E3779B97F4A7C15ull) >> (64 - g_slot_bits)]; }
 
-inline bool cached(uint64_t key, uint64_t* rule) {
-  Slot& s = g_slots[slot_index(key)];
-  if (s.key.load(std::memory_order_acquire) != key) return false;
+inline bool cached(uintptr_t pc, uint64_t generation, uint64_t* rule) {
+  Slot& s = slot_for(pc);
+  const uint64_t seq = s.seq.load(std::memory_order_acquire);
+  const uint64_t p = s.pc.load(std::memory_order_relaxed);
+  const uint64_t g = s.generation.load(std::memory_order_relaxed);
   *rule = s.rule.load(std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_acquire);
-  return s.key.load(std::memory_order_relaxed) == key;
+  return (seq & 1) == 0 && p == pc && g == generation && s.seq.load(std::memory_order_relaxed) == seq;
 }
 
-void remember(uint64_t key, uint64_t rule) {
-  Slot& s = g_slots[slot_index(key)];
-  uint64_t was = s.key.load(std::memory_order_relaxed);
-  if (was == kBusy || !s.key.compare_exchange_strong(was, kBusy, std::memory_order_acquire)) return;
-  std::atomic_thread_fence(std::memory_order_release);  // readers of the old key see it gone first
+void remember(uintptr_t pc, uint64_t generation, uint64_t rule) {
+  Slot& s = slot_for(pc);
+  uint64_t seq = s.seq.load(std::memory_order_relaxed);
+  // Another writer has it: skip (the rule is still used for this walk).
+  if ((seq & 1) || !s.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire)) return;
+  std::atomic_thread_fence(std::memory_order_release);  // the odd number before the new contents
+  s.pc.store(pc, std::memory_order_relaxed);
+  s.generation.store(generation, std::memory_order_relaxed);
   s.rule.store(rule, std::memory_order_relaxed);
-  s.key.store(key, std::memory_order_release);
+  s.seq.store(seq + 2, std::memory_order_release);
 }
 
 uint64_t rule_for(uintptr_t pc, uint64_t generation) {
-  const uint64_t key = (static_cast<uint64_t>(pc) & ((1ull << 48) - 1)) | (generation << 48);
   uint64_t rule;
-  if (__builtin_expect(cached(key, &rule), 1)) return rule;
+  if (__builtin_expect(cached(pc, generation, &rule), 1)) return rule;
   Lookup q{pc, kNeedsLibunwind};
-  if (loaded_objects_iterate(rule_in_object, &q) == 0) return kNeedsLibunwind;  // JIT code: not cached
-  remember(key, q.rule);
+  uint64_t built_for = 0;
+  if (loaded_objects_iterate(rule_in_object, &q, &built_for) == 0) return kNeedsLibunwind;  // JIT code: not cached
+  // Tables read from a list of objects older than the walk may belong to
+  // code unloaded since: neither used nor kept.
+  if (built_for != generation) return kNeedsLibunwind;
+  remember(pc, generation, q.rule);
   return q.rule;
 }
 
 }  // namespace
 
-bool cfi_walk_init() {
-  if (!g_slots) g_slots = static_cast<Slot*>(map_pages(sizeof(Slot) << kSlotBits, /*noreserve=*/true));
+bool cfi_walk_init(int slot_bits) {
+  if (g_slots) return true;
+  g_slot_bits = slot_bits >= 1 && slot_bits <= 20 ? slot_bits : kDefaultSlotBits;
+  g_slots = static_cast<Slot*>(map_pages(sizeof(Slot) << g_slot_bits, /*noreserve=*/true));
   return g_slots != nullptr;
 }
 
@@ -442,10 +473,11 @@ __attribute__((noinline)) int cfi_backtrace(void** out, int max) {
   uintptr_t pc, sp, bp;
   // This function's own state at one point: the walk starts by unwinding it.
   asm volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
-  const uint64_t generation = loaded_objects_generation() & 0x7fff;
+  const uint64_t generation = loaded_objects_generation();
   bool exact = true;  // pc is where execution is, not a return address
   int n = 0;
   while (n < max) {
+    if (pc >> 47) return -1;  // not a user-space address of 4-level paging: libunwind decides
     const uint64_t rule = rule_for(exact ? pc : pc - 1, generation);
     if (rule & kNeedsLibunwind) return -1;
     if (rule & kOutermost) break;

@@ -19,8 +19,10 @@
 // many stack shapes.
 //
 // Cached rules are keyed by address and the loaded-objects generation
-// (dlopen/dlclose bump it), so code unloaded and replaced at the same
-// address is never unwound with its predecessor's rule.
+// (dlopen/dlclose bump it, dlclose again once the object is gone), and a
+// rule is only read from, and kept for, a list of objects made for the
+// walk's generation: code unloaded and replaced at the same address is
+// never unwound with its predecessor's rule.
 //
 // Thread-safety: any thread; the cache is lock-free (one writer per slot at
 // a time, readers validate). Never allocates after cfi_walk_init(). Reads
@@ -30,9 +32,10 @@
 
 namespace leakwatch::shim {
 
-// Reserves the cache (untouched pages until used). False: not available,
-// cfi_backtrace() then always returns -1.
-bool cfi_walk_init();
+// Reserves the cache of 2^slot_bits rules (untouched pages until used;
+// tests pass a tiny one to make addresses share slots). False: not
+// available, cfi_backtrace() then always returns -1.
+bool cfi_walk_init(int slot_bits = 14);
 
 // The return addresses of the calling thread's stack, from the caller of
 // cfi_backtrace outwards, as unw_backtrace() gives them (out[0] is the

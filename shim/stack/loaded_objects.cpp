@@ -113,10 +113,11 @@ void rebuild(uint64_t for_changes) {
 }
 
 // Calls back for each object until one answers non-zero; *found says if one did.
-int serve(PhdrCallback callback, void* data, bool* found) {
+int serve(PhdrCallback callback, void* data, bool* found, uint64_t* built_for) {
   *found = false;
   if (!read_lock()) return 0;
   int r = 0;
+  if (built_for) *built_for = g_built_for.load(std::memory_order_acquire);
   if (Snapshot* s = g_snap.load(std::memory_order_acquire)) {
     for (int i = 0; i < s->count && r == 0; ++i) r = callback(&s->entries[i].info, sizeof(dl_phdr_info), data);
   }
@@ -129,16 +130,16 @@ int serve(PhdrCallback callback, void* data, bool* found) {
 
 void loaded_objects_init() { rebuild(g_changes.load(std::memory_order_acquire)); }
 
-int loaded_objects_iterate(PhdrCallback callback, void* data) {
+int loaded_objects_iterate(PhdrCallback callback, void* data, uint64_t* built_for) {
   uint64_t changes = g_changes.load(std::memory_order_acquire);
   if (!g_snap.load(std::memory_order_acquire) || g_built_for.load(std::memory_order_acquire) != changes) rebuild(changes);
   bool found;
-  int r = serve(callback, data, &found);
+  int r = serve(callback, data, &found, built_for);
   if (!found) {
     uint64_t now = mono_ns(), last = g_last_miss_rebuild.load(std::memory_order_relaxed);
     if (now >= last + kMissRebuildNs && g_last_miss_rebuild.compare_exchange_strong(last, now)) {
       rebuild(changes);
-      r = serve(callback, data, &found);
+      r = serve(callback, data, &found, built_for);
     }
   }
   return r;

@@ -30,7 +30,8 @@ namespace leakwatch::shim {
 using PhdrCallback = int (*)(struct dl_phdr_info*, size_t, void*);
 
 void loaded_objects_init();  // the first snapshot, at start-up
-int loaded_objects_iterate(PhdrCallback callback, void* data);
+// *built_for (if given): the generation the list served was made for.
+int loaded_objects_iterate(PhdrCallback callback, void* data, uint64_t* built_for = nullptr);
 void loaded_objects_changed();            // dlopen or dlclose: rebuild before the next use
 uint64_t loaded_objects_generation();     // how many times that happened
 void loaded_objects_after_fork_child();   // a reader or the rebuilder may have vanished mid-way

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <alloca.h>
+#include <dlfcn.h>
 #include <atomic>
 #include <csignal>
 #include <cstdint>
@@ -158,7 +159,9 @@ void setup() {
   if (done) return;
   done = true;
   loaded_objects_init();
-  REQUIRE(cfi_walk_init());
+  // Eight slots: the walks here cross many more addresses, so slots are
+  // overwritten all the time (and, in the threaded cases, concurrently).
+  REQUIRE(cfi_walk_init(3));
 }
 
 }  // namespace
@@ -171,7 +174,7 @@ TEST_CASE("cfi_walk: the same frames as libunwind on every frame shape", "[cfi]"
     Walks w;
     chain(pattern, &w);
     require_same(w);
-    // Twice: the second walk is served from the rule cache.
+    // Twice: some rules now come from the cache.
     Walks again;
     chain(pattern, &again);
     require_same(again);
@@ -218,8 +221,79 @@ TEST_CASE("cfi_walk: random deep shapes, and a depth limit", "[cfi]") {
   }
 }
 
+TEST_CASE("cfi_walk: threads sharing the cache's slots agree with libunwind on every walk", "[cfi]") {
+  setup();
+  Walks warm;  // a current list of loaded objects (see the thread-end case)
+  chain("", &warm);
+  require_same(warm);
+  // Four threads walk random shapes at once over eight cache slots: every
+  // slot is written by several threads while others read it.
+  std::atomic<int> walks{0}, wrong{0}, fell_back{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(777 + t);
+      const char shapes[] = "ppaafhe";
+      for (int round = 0; round < 400; ++round) {
+        std::string pattern;
+        int depth = static_cast<int>(rng() % 30);
+        for (int i = 0; i < depth; ++i) pattern += shapes[rng() % (sizeof shapes - 1)];
+        Walks w;
+        chain(pattern.c_str(), &w);
+        walks.fetch_add(1);
+        if (w.fast < 0) {
+          fell_back.fetch_add(1);
+          continue;
+        }
+        bool same = w.fast == w.unw;
+        for (int i = 1; same && i < w.fast; ++i) same = w.a[i] == w.b[i];
+        if (!same) wrong.fetch_add(1);
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(walks.load() == 1600);
+  CHECK(wrong.load() == 0);
+  CHECK(fell_back.load() == 0);
+}
+
+namespace {
+Walks g_plugin_walk;
+void walk_from_plugin(void*) { walk_here(&g_plugin_walk); }
+}  // namespace
+
+TEST_CASE("cfi_walk: code loaded and unloaded again is walked by its own tables", "[cfi]") {
+  setup();
+  // What the dlopen/dlclose hooks do around the real calls.
+  for (int round = 0; round < 20; ++round) {
+    INFO("round " << round);
+    loaded_objects_changed();
+    void* h = dlopen(CFI_PLUGIN_PATH, RTLD_NOW | RTLD_LOCAL);
+    REQUIRE(h != nullptr);
+    auto call = reinterpret_cast<int (*)(void (*)(void*), void*, int)>(dlsym(h, "cfi_plugin_call"));
+    REQUIRE(call != nullptr);
+    g_plugin_walk = Walks{};
+    REQUIRE(call(walk_from_plugin, nullptr, 3 + round % 5) > 0);
+    require_same(g_plugin_walk);
+    // The plugin's frames are there: between walk_from_plugin's caller and this test.
+    Dl_info info{};
+    int in_plugin = 0;
+    for (int i = 1; i < g_plugin_walk.fast; ++i)
+      if (dladdr(g_plugin_walk.a[i], &info) && info.dli_fname && std::strstr(info.dli_fname, "cfi_plugin")) ++in_plugin;
+    CHECK(in_plugin >= 4);
+    loaded_objects_changed();
+    REQUIRE(dlclose(h) == 0);
+    loaded_objects_changed();
+  }
+}
+
 TEST_CASE("cfi_walk: threads end where libunwind ends them", "[cfi]") {
   setup();
+  // The list of loaded objects is rebuilt after the dlopen/dlclose above
+  // by the first walk; walks racing that rebuild go to libunwind (a rule
+  // from a list older than the walk is not used). Rebuilt here first.
+  Walks warm;
+  chain("", &warm);
+  require_same(warm);
   std::vector<Walks> results(4);
   std::vector<std::thread> threads;
   const char* patterns[] = {"", "pa", "fhq", "eapf"};
