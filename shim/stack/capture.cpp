@@ -102,9 +102,9 @@ int find_self(struct dl_phdr_info* info, size_t, void* data) {
 }
 
 // The unwind itself; capture_stack() wraps it with the fork barrier.
-// Inlined there: libunwind walks every frame of the shim's own before the
-// program's (~70 instructions each, with the trace cache), so the shim
-// keeps them few (capture_stack and the slow path calling it).
+// Inlined there: every frame of the shim's own is walked before the
+// program's (~50 instructions each by cfi_walk, more by libunwind), so the
+// shim keeps them few (capture_stack and the slow path calling it).
 inline __attribute__((always_inline)) int unwind_frames(uintptr_t* frames, int max_frames) {
   constexpr int kSkipMax = 16;  // the shim's own frames, at most
   void* raw[256 + kSkipMax];

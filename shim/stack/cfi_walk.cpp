@@ -340,10 +340,10 @@ const uint8_t* find_fde(const uint8_t* hdr, const uint8_t* hdr_end, uintptr_t pc
   Reader r{hdr, hdr_end};
   if (r.u8() != 1) return nullptr;  // version
   uint8_t frame_enc = r.u8(), count_enc = r.u8(), table_enc = r.u8();
-  (void)r.encoded(frame_enc);
-  uint64_t count = r.encoded(count_enc);
+  const auto base = reinterpret_cast<uintptr_t>(hdr);  // datarel values here are relative to the header
+  (void)r.encoded(frame_enc, base);
+  uint64_t count = r.encoded(count_enc, base);
   if (!r.ok || table_enc != 0x3b || count == 0) return nullptr;  // datarel sdata4: what every linker writes
-  const auto base = reinterpret_cast<uintptr_t>(hdr);
   const auto* table = reinterpret_cast<const int32_t*>(r.p);
   if (static_cast<uint64_t>(hdr_end - r.p) / 8 < count) return nullptr;
   uint64_t lo = 0, hi = count;  // last entry with start <= pc

@@ -192,6 +192,10 @@ std::string error_of(const absl::StatusOr<Dump>& r) { return r.ok() ? "OK" : std
 const std::string kContainer = "4f1c2b3a4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 const std::string kExe = "/opt/sérvice/bin/sérvice";  // UTF-8 survives
 constexpr uint64_t kInstance = 0xfedcba9876543210ULL;
+// Timestamps are fields like any other here: fixed values that must come
+// back bit for bit (the reader keeps nanoseconds, no rounding).
+constexpr uint64_t kStartWallNs = 1700000000123456789ULL;
+constexpr uint64_t kWallNs = 1700000060123456789ULL;
 constexpr int kFrames = 600;
 constexpr int kUniqueSymbols = 520;  // > 511: the string table grows once
 
@@ -249,9 +253,9 @@ void identity_fields(PayloadBuilder& b) {
   b.field_str("container_id", kContainer.c_str());
   b.field_u64("pid_ns", 4026531836);
   b.field_u64("mnt_ns", 4026531841);
-  b.field_u64("start_wall_ns", 1700000000123456789ULL);
+  b.field_u64("start_wall_ns", kStartWallNs);
   b.field_u64("start_mono_ns", 12345);
-  b.field_u64("wall_ns", 1700000060123456789ULL);
+  b.field_u64("wall_ns", kWallNs);
   b.field_u64("mono_ns", 60000012345ULL);
   b.field_u64("seq", 17);
   b.field_u64("final", 1);
@@ -361,9 +365,9 @@ void check_valid(const Dump& d) {
   CHECK(d.id.container_id == kContainer);
   CHECK(d.id.pid_ns == 4026531836);
   CHECK(d.id.mnt_ns == 4026531841);
-  CHECK(d.id.start_wall_ns == 1700000000123456789ULL);
+  CHECK(d.id.start_wall_ns == kStartWallNs);
   CHECK(d.id.start_mono_ns == 12345);
-  CHECK(d.wall_ns == 1700000060123456789ULL);
+  CHECK(d.wall_ns == kWallNs);
   CHECK(d.mono_ns == 60000012345ULL);
   CHECK(d.seq == 17);
   CHECK(d.final_dump);
