@@ -96,10 +96,14 @@ class DumpFiles(lwtest.ShimTestCase):
         victims = os.path.join(self.tmp, "victims")
         os.mkdir(victims)
         b = self.marker_proc(shared, interval=0.25, sample_bytes=4096)
-        first = b.wait_ticking(lambda: self.regular_dumps(shared), 60, "the first dump")[0]
-        prefix = NAME_RE.match(os.path.basename(first)).group(1)
+        seen = b.wait_ticking(lambda: self.regular_dumps(shared), 60, "the first dump")
+        prefix = NAME_RE.match(os.path.basename(seen[0])).group(1)
+        # The writer keeps going while we plant: start a few names past the newest dump, and
+        # a name the writer took first (a fast machine) is simply not planted.
+        newest = max(int(NAME_RE.match(os.path.basename(p)).group(2)) for p in self.regular_dumps(shared))
+        first_seq, end_seq = newest + 3, newest + 11
         planted = {}  # link path -> (target, original content or None for dangling)
-        for seq in range(3, 11):
+        for seq in range(first_seq, end_seq):
             for kind, name in (("tmp", ".%s.%06d.lwdump.tmp" % (prefix, seq)), ("final", "%s.%06d.lwdump" % (prefix, seq))):
                 target = os.path.join(victims, "%s-%d" % (kind, seq))
                 content = None
@@ -109,9 +113,15 @@ class DumpFiles(lwtest.ShimTestCase):
                         f.write(content)
                     os.chmod(target, 0o644)
                 link = os.path.join(shared, name)
-                os.symlink(target, link)
+                try:
+                    os.symlink(target, link)
+                except FileExistsError:
+                    if content is not None:
+                        os.unlink(target)
+                    continue
                 planted[link] = (target, content)
-        b.wait_ticking(lambda: any(int(NAME_RE.match(os.path.basename(p)).group(2)) >= 11
+        self.assertTrue(any(not l.endswith(".tmp") for l in planted), "the writer outran every planted name")
+        b.wait_ticking(lambda: any(int(NAME_RE.match(os.path.basename(p)).group(2)) >= end_seq
                                    for p in self.regular_dumps(shared)),
                        60, "dumps past the planted names")
         self.assertEqual(b.finish(timeout=60), 0, b.stderr())
@@ -139,7 +149,7 @@ class DumpFiles(lwtest.ShimTestCase):
         self.assertGreaterEqual(len(written), 1, "no dump was written at any planted name")
         for p in self.regular_dumps(shared):
             self.assertEqual(stat.S_IMODE(os.lstat(p).st_mode), 0o600, p)
-        self.assertFinalDumpLast(self.assertDumpsValid(self.regular_dumps(shared), at_least=11))
+        self.assertFinalDumpLast(self.assertDumpsValid(self.regular_dumps(shared), at_least=end_seq))
         leftovers = [f for f in os.listdir(shared) if f.endswith(".tmp") and not os.path.islink(os.path.join(shared, f))]
         self.assertEqual(leftovers, [], "temp files left behind")
 
