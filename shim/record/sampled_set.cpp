@@ -4,7 +4,7 @@
 
 namespace leakwatch::shim {
 
-bool SampledSet::init(int log2_buckets, int log2_start) {
+bool SampledSet::init(int log2_buckets, int log2_start, bool huge) {
   uint64_t n = uint64_t{1} << log2_buckets;
   // Wiped on fork: a child's sampled set starts empty (stack_table.h says why).
   buckets_ = static_cast<Bucket*>(map_pages_wiped_on_fork(n * sizeof(Bucket)));
@@ -12,6 +12,7 @@ bool SampledSet::init(int log2_buckets, int log2_start) {
   mask_ = n - 1;
   max_level_ = log2_buckets;
   start_level_ = log2_start < log2_buckets ? log2_start : log2_buckets;
+  huge_ = huge;
   level_.store(start_level_, std::memory_order_release);
   return true;
 }
@@ -33,10 +34,13 @@ SampledSet::Bucket* SampledSet::home(uint64_t h, int level) const {
 std::atomic<uintptr_t>* SampledSet::find_from(Bucket* b, uintptr_t key, Bucket** bucket, int* slot) const {
   for (int i = 0; i < kSlots; ++i)
     if (b->key[i].load(std::memory_order_acquire) == key) return *bucket = b, *slot = i, &b->key[i];
-  if (b->displaced.load(std::memory_order_acquire) == 0) return nullptr;
-  uint64_t idx = static_cast<uint64_t>(b - buckets_);
-  for (int w = 1; w <= kWindow; ++w) {
-    Bucket* o = &buckets_[(idx + w) & mask_];
+  // Only the window buckets that hold keys of this home are read.
+  uint64_t d = b->displaced.load(std::memory_order_acquire);
+  const uint64_t idx = static_cast<uint64_t>(b - buckets_);
+  while (d != 0) {
+    const int byte = __builtin_ctzll(d) / 8;
+    d &= ~(uint64_t{0xff} << (8 * byte));
+    Bucket* o = &buckets_[(idx + byte + 1) & mask_];
     for (int i = 0; i < kSlots; ++i)
       if (o->key[i].load(std::memory_order_acquire) == key) return *bucket = o, *slot = i, &o->key[i];
   }
@@ -45,7 +49,11 @@ std::atomic<uintptr_t>* SampledSet::find_from(Bucket* b, uintptr_t key, Bucket**
 
 std::atomic<uintptr_t>* SampledSet::find(uintptr_t key, Bucket** bucket, int* slot) const {
   const uint64_t h = hash(key);
-  for (int l = level_.load(std::memory_order_acquire); l >= start_level_; --l)  // newest first
+  const int top = level_.load(std::memory_order_acquire);
+  // Each level's home is a likely cache miss, and a miss (every new address
+  // is checked for a stale record) reads them all: ask for them together.
+  for (int l = top - 1; l >= start_level_; --l) __builtin_prefetch(home(h, l));
+  for (int l = top; l >= start_level_; --l)  // newest first
     if (auto* k = find_from(home(h, l), key, bucket, slot)) return k;
   return nullptr;
 }
@@ -94,20 +102,31 @@ bool SampledSet::insert_at(Bucket* h, uintptr_t key, const SampleInfo& info) {
     return false;
   };
   if (try_bucket(h, 0)) return true;
-  // Announce the displacement before placing, so a concurrent lookup of
-  // this key (which cannot happen before we return) would find it.
-  h->displaced.fetch_add(1, std::memory_order_acq_rel);
+  // Counted once placed: no lookup of this key can come before we return
+  // (the program has not seen the address yet).
   uint64_t idx = static_cast<uint64_t>(h - buckets_);
   for (int w = 1; w <= kWindow; ++w)
-    if (try_bucket(&buckets_[(idx + w) & mask_], w)) return true;
-  h->displaced.fetch_sub(1, std::memory_order_acq_rel);
+    if (try_bucket(&buckets_[(idx + w) & mask_], w)) {
+      h->displaced.fetch_add(displaced_one(w), std::memory_order_acq_rel);
+      return true;
+    }
   return false;
+}
+
+// Keys' homes move to the buckets [2^level, 2^(level+1)). Those are touched
+// all over as keys land (the hash spreads them): with `huge`, on huge pages,
+// one fault per 2 MiB instead of 512 (the start level's range stays on small
+// pages, so a small program's table stays small).
+void SampledSet::open_level(int level) {
+  if (!level_.compare_exchange_strong(level, level + 1, std::memory_order_acq_rel) || !huge_) return;
+  const uint64_t first = uint64_t{1} << level;
+  (void)advise_huge_pages(&buckets_[first], first * sizeof(Bucket));
 }
 
 // Half full at this level: spread new keys over twice the buckets.
 void SampledSet::maybe_grow(int level) {
   if (level >= max_level_ || size() * 2 < (uint64_t{kSlots} << level)) return;
-  level_.compare_exchange_strong(level, level + 1, std::memory_order_acq_rel);
+  open_level(level);
 }
 
 bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
@@ -123,7 +142,7 @@ bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
     // A full window: open the next level; at the last, the older levels'
     // ranges take new keys again as their old ones are freed.
     if (level < max_level_) {
-      level_.compare_exchange_strong(level, level + 1, std::memory_order_acq_rel);
+      open_level(level);
       continue;
     }
     for (int l = level - 1; l >= start_level_; --l)
@@ -151,7 +170,8 @@ bool SampledSet::erase(uintptr_t key, SampleInfo* info) {
   // host) must not both succeed.
   if (!k->compare_exchange_strong(expected, 0, std::memory_order_acq_rel)) return false;
   if (w != 0)
-    buckets_[(static_cast<uint64_t>(b - buckets_) - w) & mask_].displaced.fetch_sub(1, std::memory_order_acq_rel);
+    buckets_[(static_cast<uint64_t>(b - buckets_) - w) & mask_].displaced.fetch_sub(displaced_one(w),
+                                                                                    std::memory_order_acq_rel);
   live_[thread_shard()].n.fetch_sub(1, std::memory_order_relaxed);
   return true;
 }

@@ -7,12 +7,15 @@
 // - In dense mode (small S, or 1 = every allocation) nearly everything is
 //   sampled; every free probes the set.
 //
-// Layout: open hashing in buckets (7 keys plus a "displaced" counter on one
+// Layout: open hashing in buckets (7 keys plus "displaced" counters on one
 // cache line, their payloads after it), with a bounded overflow window.
 // Lookups are lock-free and wait-free; inserts and erases use CAS on the key
 // word. No tombstones: a probe never stops at an empty slot, it reads the
-// home bucket and, only when the counter says some of its keys were
-// displaced, the next kWindow buckets. A full window drops the sample
+// home bucket and, only where the counters say some of its keys were
+// displaced, those of the next kWindow buckets that hold them (one counter
+// byte per window bucket: a miss in a crowded table reads ~2 lines a
+// level, not 9 -- dense mode checks every new address for a stale record,
+// so misses are as common as allocations). A full window drops the sample
 // (counted; the dump says so) rather than growing under a lock.
 //
 // Growth by levels, without moving anything: the table is reserved at its
@@ -61,8 +64,9 @@ class SampledSet {
   // `log2_buckets`: capacity is 7 << log2_buckets entries (memory is
   // reserved, pages are touched only as entries land in them). Homes start
   // within the first 2^log2_start buckets (capped at log2_buckets) and
-  // double as the set fills.
-  bool init(int log2_buckets, int log2_start = 64);
+  // double as the set fills. `huge`: levels past the start on huge pages
+  // (dense mode, where they are touched all over).
+  bool init(int log2_buckets, int log2_start = 64, bool huge = false);
   bool insert(uintptr_t key, const SampleInfo& info);
   // Removes key if present; fills *info and returns true if it was there.
   bool erase(uintptr_t key, SampleInfo* info);
@@ -91,20 +95,26 @@ class SampledSet {
   static constexpr int kWindow = 8;
   struct alignas(64) Bucket {
     std::atomic<uintptr_t> key[kSlots];
-    std::atomic<uint64_t> displaced;  // keys whose home is here but live in the window
+    // Byte w-1: keys whose home is here living in the bucket w after it
+    // (at most kSlots, so a byte never carries into the next).
+    std::atomic<uint64_t> displaced;
     SampleInfo info[kSlots];
     uint8_t offset[kSlots];  // 0: at its home; w: displaced from the bucket w before
   };
+  static_assert(kWindow <= 8 && kSlots < 256, "one counter byte per window bucket");
+  static constexpr uint64_t displaced_one(int w) { return uint64_t{1} << (8 * (w - 1)); }
   static uint64_t hash(uintptr_t key);
   Bucket* home(uint64_t h, int level) const;
   std::atomic<uintptr_t>* find_from(Bucket* home, uintptr_t key, Bucket** bucket, int* slot) const;
   std::atomic<uintptr_t>* find(uintptr_t key, Bucket** bucket, int* slot) const;
   bool insert_at(Bucket* home, uintptr_t key, const SampleInfo& info);
+  void open_level(int level);
   void maybe_grow(int level);
 
   Bucket* buckets_ = nullptr;
   uint64_t mask_ = 0;
   int start_level_ = 0, max_level_ = 0;
+  bool huge_ = false;
   std::atomic<int> level_{0};
   struct alignas(64) LiveCount {
     std::atomic<uint64_t> n{0};  // modular per shard; the sum is the size

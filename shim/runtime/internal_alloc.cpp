@@ -66,6 +66,10 @@ void* map_pages_wiped_on_fork(std::size_t bytes) {
   return p;
 }
 
+bool advise_huge_pages(void* p, std::size_t bytes) {
+  return ::madvise(p, round_pages(bytes), MADV_HUGEPAGE) == 0;
+}
+
 void unmap_pages(void* p, std::size_t bytes) {
   if (!p) return;
   bytes = round_pages(bytes);

@@ -18,6 +18,9 @@ void unmap_pages(void* p, std::size_t bytes);
 // there, and the parent's writes after a fork copy no page. Tables whose
 // contents belong to this process only (counters, the sampled set).
 void* map_pages_wiped_on_fork(std::size_t bytes);
+// Asks for transparent huge pages on [p, p + bytes) (a range that will be
+// touched all over): a hint, false where the kernel does not allow them.
+bool advise_huge_pages(void* p, std::size_t bytes);
 
 // Total bytes currently mapped by map_pages (for the shim's self-report).
 std::size_t mapped_bytes();

@@ -278,8 +278,12 @@ TEST_CASE("sampled set: concurrent insert/erase from 4 threads with disjoint key
 }
 
 TEST_CASE("sampled set: homes spread over more buckets only as the set fills", "[sampled_set]") {
+  // Also with the levels past the start on huge pages (dense mode): a hint
+  // that must change nothing the set does.
+  const bool huge = GENERATE(false, true);
+  INFO("huge=" << huge);
   SampledSet s;
-  REQUIRE(s.init(15, 10));
+  REQUIRE(s.init(15, 10, huge));
   CHECK(s.level() == 10);
   // Half of 7 << 10 slots, and the level stays.
   std::vector<uintptr_t> keys;
