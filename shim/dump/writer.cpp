@@ -187,9 +187,11 @@ void write_dump(void* arg) {
 bool acquire_dump_lock(DumpReason reason) {
   if (g_dump_lock.try_lock()) return true;
   if (reason != DumpReason::kFinal) return false;  // someone is writing one now: skip this one
-  // The final dump waits a little for a dump in progress on another thread,
-  // then gives up rather than delay the exit.
-  uint64_t give_up = mono_ns() + 200ull * 1000000ull;
+  // The final dump waits for a dump in progress on another thread (a few
+  // ms; longer only if that thread is descheduled on a loaded machine or
+  // its disk stalls), then gives up rather than delay the exit further.
+  // (Yields, not sleeps: nanosleep is a cancellation point.)
+  const uint64_t give_up = mono_ns() + 1000ull * 1000000ull;
   while (mono_ns() < give_up) {
     sched_yield();
     if (g_dump_lock.try_lock()) return true;

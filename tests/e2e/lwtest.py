@@ -156,6 +156,11 @@ def list_dumps(dump_dir):
                   if f.endswith(".lwdump") and not f.startswith("."))
 
 
+def dump_seq(path):
+    """The sequence number in a dump's name (NAME.PID.INSTANCE.SEQ.lwdump)."""
+    return int(os.path.basename(path).split(".")[-2])
+
+
 _MODULE_RE = re.compile(r"^    [0-9a-f]+-[0-9a-f]+ (.*?)(?: build-id [0-9a-f]+)?$")
 
 

@@ -385,10 +385,13 @@ class KilledContainer(ContainerTestCase):
             p, init = self._start_round(prog)
             tracer = None
             try:
-                known = set(os.listdir(self.dir))
                 tracer = subprocess.Popen(["strace", "-qq", "-f", "-o", "/dev/null", "-p", str(init), "-e",
                                            "trace=" + syscall, "-e", "inject=%s:delay_enter=1000000" % syscall],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                # Temp files from before strace holds the writer live ~0.1 ms: only
+                # those created once it is attached count (each is then held 1 s).
+                lwtest.wait_until(lambda: traced(init) or tracer.poll() is not None, 30, "strace to attach")
+                known = set(os.listdir(self.dir))
                 new_temp = lambda: next((n for n in os.listdir(self.dir) if n.endswith(".tmp") and n not in known),
                                         None)
                 lwtest.wait_until(lambda: new_temp() or tracer.poll() is not None, 10, "a dump write held by strace")
@@ -411,6 +414,19 @@ class KilledContainer(ContainerTestCase):
             self.assertTrue(os.path.exists(os.path.join(self.dir, temp)), "%s vanished" % temp)
         temps = self._check_dir(len(rounds), "inside " + ", ".join(rounds))
         self.assertEqual(len(temps), len(rounds), temps)
+
+
+def traced(pid):
+    """Whether a tracer (strace) is attached to every thread of pid."""
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+        for tid in tids:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                if re.search(r"^TracerPid:\s+0$", f.read(), re.M):
+                    return False
+        return bool(tids)
+    except OSError:
+        return False
 
 
 class ReportOutsideContainer(ContainerTestCase):

@@ -161,16 +161,11 @@ class LongRuns(lwtest.ShimTestCase):
         # is still on disk after the process is SIGKILLed.
         b = self.start([lwtest.program("steady_leak"), "20000", "4", "64"], interval=0.05, max_dumps=4)
         lwtest.wait_until(lambda: b"ready\n" in b.stdout(), 30, "steady_leak to start")
-        def past_peak():
-            for p in lwtest.list_dumps(self.dir):
-                try:
-                    if lwtest.inspect_info(p)["t"] > 3.2:
-                        return True
-                except AssertionError:  # thinned away meanwhile
-                    pass
-            return False
-
-        lwtest.wait_until(past_peak, 60, "dumps past the peak")
+        lwtest.wait_until(lambda: b"peak released\n" in b.stdout(), 60, "the peak to pass")
+        # A dump numbered past every one on disk now was written after the peak.
+        seqs = lambda: [lwtest.dump_seq(p) for p in lwtest.list_dumps(self.dir)]
+        released_at = max(seqs(), default=-1)
+        lwtest.wait_until(lambda: max(seqs(), default=-1) > released_at, 60, "a dump past the peak")
         b.kill(signal.SIGKILL)
         infos = [lwtest.inspect_info(p) for p in lwtest.list_dumps(self.dir)]
         self.assertLessEqual(len(infos), 5)

@@ -152,7 +152,9 @@ class Serve(lwtest.ShimTestCase):
         for name, content in {"half": data[: len(data) // 3], "foreign": b"GIF89a" + b"\0" * 64, "empty": b""}.items():
             with open(os.path.join(self.dir, "bad-%s.lwdump" % name), "wb") as f:
                 f.write(content)
-        lwtest.wait_until(lambda: metric(self.metrics(srv), "leakwatch_serve_rebuilds_total") > rebuilds, 30, "a rebuild")
+        # A scan may land between our writes: wait for the one that saw all three.
+        lwtest.wait_until(lambda: metric(self.metrics(srv), "leakwatch_serve_warnings") == 3, 30,
+                          "a rebuild that sees the three bad files")
         after = self.metrics(srv)
         self.assertEqual(metric(after, "leakwatch_serve_report_ok"), 1, after)
         self.assertEqual(metric(after, "leakwatch_serve_warnings"), 3, after)

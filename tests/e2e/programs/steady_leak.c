@@ -6,7 +6,7 @@
  *   then prints the bytes it leaked and exits normally.
  *   PEAK_MIB: halfway through, also holds PEAK_MIB MiB (written, so
  *   resident) for a moment and gives it back -- the process's high-water
- *   mark, which a dump must catch. */
+ *   mark, which a dump must catch -- then prints "peak released" (flushed). */
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +41,8 @@ __attribute__((noinline)) static void hold_peak(size_t mib) {
   uint64_t seed = 3;
   while (lw_now_s() < until) churn_scratch(&seed);  /* allocating: the shim looks at memory */
   free(big);
+  printf("peak released\n");
+  fflush(stdout);
 }
 
 int main(int argc, char** argv) {

@@ -66,12 +66,15 @@ void leaker(int which, double rate, double* measured) {
 }
 
 std::vector<void*> g_cache;
+// ~4 s to fill, on absolute deadlines like the leakers: relative sleeps
+// stretch on a loaded machine (the fill would then look like a leak).
 __attribute__((noinline)) void fill_cache() {
+  const auto start = Clock::now();
   for (int i = 0; i < 6 * 1024 && !g_stop; ++i) {
     void* p = std::malloc(1024);
     std::memset(p, 1, 1024);
     g_cache.push_back(p);
-    std::this_thread::sleep_for(std::chrono::microseconds(600));  // ~4 s to fill
+    std::this_thread::sleep_until(start + std::chrono::microseconds(650) * (i + 1));
   }
 }
 
