@@ -451,7 +451,11 @@ uint64_t rule_for(uintptr_t pc, uint64_t generation) {
   if (__builtin_expect(cached(pc, generation, &rule), 1)) return rule;
   Lookup q{pc, kNeedsLibunwind};
   uint64_t built_for = 0;
-  if (loaded_objects_iterate(rule_in_object, &q, &built_for) == 0) return kNeedsLibunwind;  // JIT code: not cached
+  // In no object (JIT code): libunwind's, and not cached -- dlopen bumps the
+  // generation before the object is mapped (a sibling call), so a list made
+  // for the new generation can miss it; an uncached miss is retried against
+  // a rebuilt list (at most once a second), a cached one would stick.
+  if (loaded_objects_iterate(rule_in_object, &q, &built_for) == 0) return kNeedsLibunwind;
   // Tables read from a list of objects older than the walk may belong to
   // code unloaded since: neither used nor kept.
   if (built_for != generation) return kNeedsLibunwind;

@@ -8,6 +8,7 @@
 
 #include <alloca.h>
 #include <dlfcn.h>
+#include <sys/mman.h>
 #include <atomic>
 #include <csignal>
 #include <cstdint>
@@ -322,4 +323,41 @@ TEST_CASE("cfi_walk: a signal frame is left to libunwind", "[cfi]") {
   REQUIRE(g_handled.load());
   CHECK(g_in_handler.fast == -1);  // the caller then asks libunwind
   CHECK(g_in_handler.unw > 3);     // which walks through the signal frame
+}
+
+namespace {
+__attribute__((noinline)) void jit_callee(Walks* w) {
+  walk_here(w);
+  asm volatile("" ::: "memory");
+}
+}  // namespace
+
+TEST_CASE("cfi_walk: code in no loaded object (JIT) is left to libunwind, also once cached", "[cfi]") {
+  setup();
+  // A JIT-style stub in an anonymous executable page: a frame-pointer
+  // prologue, a call to rdi(rsi), the epilogue. No object, no unwind table.
+  static const unsigned char kStub[] = {0x55,                 // push %rbp
+                                        0x48, 0x89, 0xe5,     // mov %rsp,%rbp
+                                        0x48, 0x89, 0xf8,     // mov %rdi,%rax
+                                        0x48, 0x89, 0xf7,     // mov %rsi,%rdi
+                                        0xff, 0xd0,           // call *%rax
+                                        0x5d,                 // pop %rbp
+                                        0xc3};                // ret
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(page != MAP_FAILED);
+  std::memcpy(page, kStub, sizeof kStub);
+  REQUIRE(mprotect(page, 4096, PROT_READ | PROT_EXEC) == 0);
+  auto stub = reinterpret_cast<void (*)(void (*)(Walks*), Walks*)>(page);
+  for (int round = 0; round < 3; ++round) {  // then from the cache (the 8 slots may also have been reused)
+    INFO("round " << round);
+    Walks w;
+    stub(jit_callee, &w);
+    CHECK(w.fast == -1);  // the caller then asks libunwind
+    CHECK(w.unw >= 2);    // which follows the frame pointer through the stub
+    // Ordinary code is still walked by its own tables.
+    Walks plain_walk;
+    chain("pa", &plain_walk);
+    require_same(plain_walk);
+  }
+  munmap(page, 4096);
 }
