@@ -135,8 +135,9 @@ bool SampledSet::insert(uintptr_t key, const SampleInfo& info) {
   for (;;) {
     int level = level_.load(std::memory_order_acquire);
     if (insert_at(home(h, level), key, info)) {
-      live_[thread_shard()].n.fetch_add(1, std::memory_order_relaxed);
-      maybe_grow(level);
+      // The load is summed over the shards every 16th insert of a shard, not
+      // every insert (in dense mode that sum was 1.3% of the CPU time).
+      if ((live_[thread_shard()].n.fetch_add(1, std::memory_order_relaxed) & 15) == 15) maybe_grow(level);
       return true;
     }
     // A full window: open the next level; at the last, the older levels'
