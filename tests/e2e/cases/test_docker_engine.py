@@ -120,6 +120,14 @@ def _remove_dead_engine_dirs():
             os.path.join("/tmp", ENGINE_DIR_PREFIX + "*")):
         if not os.path.isfile(os.path.join(d, "daemon.json")):
             continue
+        try:  # a run still setting its engine up (another suite beside this one)
+            with open(os.path.join(d, "owner.pid")) as f:
+                os.kill(int(f.read().strip() or 0), 0)
+            continue
+        except PermissionError:
+            continue
+        except (OSError, ValueError):
+            pass
         try:
             with open(os.path.join(d, "dockerd.pid")) as f:
                 pid = int(f.read().strip() or 0)
@@ -290,6 +298,8 @@ class Engine:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = tempfile.mkdtemp(prefix=ENGINE_DIR_PREFIX, dir="/tmp")
         os.chmod(self.tmp, 0o711)
+        with open(os.path.join(self.tmp, "owner.pid"), "w") as f:  # before daemon.json: see _remove_dead_engine_dirs
+            f.write("%d\n" % os.getpid())
         sock = os.path.join(self.tmp, "docker.sock")
         config = os.path.join(self.tmp, "daemon.json")
         with open(config, "w") as f:

@@ -92,10 +92,25 @@ class Serve(lwtest.ShimTestCase):
             "rule_files: [%s]\n"
             "scrape_configs:\n  - job_name: leakwatch\n    static_configs:\n      - targets: ['127.0.0.1:%d']\n"
             % (json.dumps(rules), srv.port))
-        prom_port = free_port()
-        prom = self.start(["prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(prom_dir, "data"),
-                           "--web.listen-address=127.0.0.1:%d" % prom_port], preload=False,
-                          env=lwtest.plain_env(), name="prometheus")
+        # A port found free can be taken by a test beside this one before
+        # Prometheus binds it: then it exits, and another port is tried.
+        for attempt in range(5):
+            prom_port = free_port()
+            prom = self.start(["prometheus", "--config.file=" + cfg,
+                               "--storage.tsdb.path=" + os.path.join(prom_dir, "data"),
+                               "--web.listen-address=127.0.0.1:%d" % prom_port], preload=False,
+                              env=lwtest.plain_env(), name="prometheus%d" % attempt)
+
+            def ready():
+                if prom.proc.poll() is not None:
+                    return "exited"
+                try:
+                    return "ready" if get(prom_port, "/-/ready", timeout=5)[0] == 200 else None
+                except OSError:
+                    return None
+            if lwtest.wait_until(ready, 60, "Prometheus to start") == "ready":
+                break
+            self.assertIn(b"address already in use", prom.stderr(), "Prometheus exited at start")
         try:
             def firing():
                 try:
