@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@ FileOps g_file_ops = {sys_open, ::write, ::close, ::rename, ::unlink, ::mkdir};
 namespace {
 
 SpinLock g_dump_lock;
+__thread bool t_dumping __attribute__((tls_model("initial-exec")));  // this thread holds g_dump_lock
 uint64_t g_seq = 0;
 bool g_final_written = false;
 bool g_dir_failing = false;
@@ -187,6 +189,7 @@ void write_dump(void* arg) {
 bool acquire_dump_lock(DumpReason reason) {
   if (g_dump_lock.try_lock()) return true;
   if (reason != DumpReason::kFinal) return false;  // someone is writing one now: skip this one
+  if (t_dumping) return false;  // this thread, mid-dump (a signal handler calling exit): never wait for ourselves
   // The final dump waits for a dump in progress on another thread (a few
   // ms; longer only if that thread is descheduled on a loaded machine or
   // its disk stalls), then gives up rather than delay the exit further.
@@ -208,13 +211,23 @@ bool writer_init() {
 
 bool dump_now(DumpReason reason) {
   Guard guard;
-  if (!acquire_dump_lock(reason)) return false;
+  // open, write and close are cancellation points: a thread cancelled in
+  // the middle of a dump would never release the lock (and its unwind
+  // would cross the shim's own stack). A pending cancel acts at the host's
+  // next cancellation point instead.
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   DumpJob job{reason, false};
-  if (!g_final_written) {
-    run_on_own_stack(write_dump, &job);
-    if (reason == DumpReason::kFinal) g_final_written = true;
+  if (acquire_dump_lock(reason)) {
+    t_dumping = true;
+    if (!g_final_written) {
+      run_on_own_stack(write_dump, &job);
+      if (reason == DumpReason::kFinal) g_final_written = true;
+    }
+    t_dumping = false;
+    g_dump_lock.unlock();
   }
-  g_dump_lock.unlock();
+  pthread_setcancelstate(cancel_state, nullptr);
   return job.ok;
 }
 
@@ -223,6 +236,7 @@ uint64_t writer_max_rss() { return g_max_rss.load(std::memory_order_relaxed); }
 void writer_after_fork_child() {
   if (g_dump_lock.held()) payload_after_fork_child();
   g_dump_lock.reset();
+  t_dumping = false;
   g_max_rss.store(0, std::memory_order_relaxed);
   g_seq = 0;
   g_retention.clear();

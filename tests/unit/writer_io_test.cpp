@@ -17,7 +17,9 @@
 #include <cstring>
 #include <fcntl.h>
 #include <filesystem>
+#include <atomic>
 #include <map>
+#include <pthread.h>
 #include <set>
 #include <string>
 #include <sys/stat.h>
@@ -415,6 +417,73 @@ TEST_CASE("writer I/O: retention keeps at most LEAKWATCH_MAX_DUMPS files, the fi
   CHECK(seqs.count(0) == 1);            // the start of the run stays covered
   CHECK(*seqs.rbegin() == g_ok_dumps - 1);  // the latest
   for (const auto& n : dir_entries(g_dir)) CHECK(n[0] != '.');
+}
+
+namespace {
+// Bounded wait for a condition set by another thread (10 s: a hang fails).
+template <typename F>
+bool wait_for(F done) {
+  for (int i = 0; i < 10000 && !done(); ++i) usleep(1000);
+  return done();
+}
+
+std::atomic<int> g_cancel_phase{0};  // 1: the dumping thread is in write; 2: it has been cancelled
+ssize_t write_then_wait_for_cancel(int fd, const void* p, size_t n) {
+  if (g_cancel_phase.load() == 0) {
+    g_cancel_phase.store(1);
+    wait_for([] { return g_cancel_phase.load() == 2; });
+  }
+  return ::write(fd, p, n);  // a cancellation point, with a cancel pending
+}
+
+std::atomic<bool> g_cancelled_dump_ok{false};
+void* dump_then_exit_by_cancel(void*) {
+  g_cancelled_dump_ok.store(dump_now(DumpReason::kPeriodic));
+  for (;;) {
+    pthread_testcancel();  // the pending cancel acts here, after the dump
+    usleep(1000);
+  }
+  return nullptr;
+}
+
+bool g_nested_final_result = true;
+int g_nested_calls = 0;
+ssize_t write_with_nested_final(int fd, const void* p, size_t n) {
+  if (g_nested_calls++ == 0) g_nested_final_result = dump_now(DumpReason::kFinal);  // as a signal handler's exit()
+  return ::write(fd, p, n);
+}
+}  // namespace
+
+TEST_CASE("writer I/O: a thread cancelled in the middle of a dump finishes it first", "[writer]") {
+  setup();
+  OpsGuard restore;
+  g_file_ops = FileOps{kRealOps.open, write_then_wait_for_cancel, kRealOps.close, kRealOps.rename, kRealOps.unlink,
+                       kRealOps.mkdir};
+  pthread_t t;
+  REQUIRE(pthread_create(&t, nullptr, dump_then_exit_by_cancel, nullptr) == 0);
+  REQUIRE(wait_for([] { return g_cancel_phase.load() == 1; }));
+  REQUIRE(pthread_cancel(t) == 0);
+  g_cancel_phase.store(2);
+  void* ret = nullptr;
+  REQUIRE(pthread_join(t, &ret) == 0);
+  CHECK(ret == PTHREAD_CANCELED);
+  REQUIRE(g_cancelled_dump_ok.load());  // not cut short in write
+  ++g_ok_dumps;
+  // The lock was released: the next dump is written.
+  g_file_ops = kRealOps;
+  REQUIRE(dump_ok(false));
+}
+
+TEST_CASE("writer I/O: a final dump asked for by the thread writing one does not wait for itself", "[writer]") {
+  setup();
+  OpsGuard restore;
+  g_file_ops = FileOps{kRealOps.open, write_with_nested_final, kRealOps.close, kRealOps.rename, kRealOps.unlink,
+                       kRealOps.mkdir};
+  REQUIRE(dump_ok(false));
+  CHECK(g_nested_calls >= 1);
+  CHECK_FALSE(g_nested_final_result);  // skipped (the outer dump holds the lock), and no deadlock
+  g_file_ops = kRealOps;
+  REQUIRE(dump_ok(false));  // and no final dump was recorded as written
 }
 
 TEST_CASE("writer I/O: the final dump is the last one", "[writer]") {
