@@ -4,7 +4,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
-#include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include "shim/runtime/identity.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/log.h"
+#include "shim/runtime/no_cancel.h"
 #include "shim/runtime/own_stack.h"
 #include "shim/runtime/spinlock.h"
 
@@ -211,12 +211,9 @@ bool writer_init() {
 
 bool dump_now(DumpReason reason) {
   Guard guard;
-  // open, write and close are cancellation points: a thread cancelled in
-  // the middle of a dump would never release the lock (and its unwind
-  // would cross the shim's own stack). A pending cancel acts at the host's
-  // next cancellation point instead.
-  int cancel_state;
-  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
+  // A thread cancelled in write would keep the lock for good (and its
+  // unwind would cross the shim's own stack).
+  NoCancel no_cancel;
   DumpJob job{reason, false};
   if (acquire_dump_lock(reason)) {
     t_dumping = true;
@@ -227,7 +224,6 @@ bool dump_now(DumpReason reason) {
     t_dumping = false;
     g_dump_lock.unlock();
   }
-  pthread_setcancelstate(cancel_state, nullptr);
   return job.ok;
 }
 

@@ -2,6 +2,8 @@
 
 #include <cerrno>
 
+#include "shim/runtime/no_cancel.h"
+
 namespace leakwatch::shim {
 
 std::atomic<uint64_t> g_checkpoint_due_ns{0};
@@ -26,6 +28,7 @@ void checkpoint_run() {
   if (!g_checkpoint_due_ns.compare_exchange_strong(due, now + kClaimNs, std::memory_order_acq_rel)) return;
   int saved_errno = errno;  // the host's errno is the host's
   Guard guard;
+  NoCancel no_cancel;  // cancelled in its I/O, the claim above would stand for an hour
   g_fn(now);
   errno = saved_errno;
 }

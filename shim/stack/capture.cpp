@@ -15,6 +15,7 @@
 
 #include "shim/runtime/clock.h"
 #include "shim/runtime/log.h"
+#include "shim/runtime/no_cancel.h"
 #include "shim/runtime/shard.h"
 #include "shim/stack/cfi_walk.h"
 #include "shim/stack/loaded_objects.h"
@@ -79,6 +80,7 @@ int step_backtrace(void** out, int max) {
 inline __attribute__((always_inline)) int backtrace_raw(void** out, int max) {
   int n = cfi_backtrace(out, max);  // the fast path; -1: a frame needs libunwind
   if (__builtin_expect(n >= 0, 1)) return n;
+  NoCancel no_cancel;  // libunwind validates addresses with pread/write: cancellation points
   if (t_has_trace_cache) return unw_backtrace(out, max);
   if (g_trace_pool_maybe_held) return step_backtrace(out, max);
   t_has_trace_cache = 1;

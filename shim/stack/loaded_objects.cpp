@@ -6,6 +6,7 @@
 
 #include "shim/runtime/clock.h"
 #include "shim/runtime/internal_alloc.h"
+#include "shim/runtime/no_cancel.h"
 #include "shim/runtime/proc_maps.h"
 
 namespace leakwatch::shim {
@@ -91,6 +92,7 @@ void read_unlock() { g_readers.fetch_sub(1, std::memory_order_release); }
 void rebuild(uint64_t for_changes) {
   int expected = 0;
   if (!g_building.compare_exchange_strong(expected, 1, std::memory_order_acquire)) return;
+  NoCancel no_cancel;  // build() reads /proc: a cancel there would leave g_building set for good
   Snapshot* fresh = build();
   if (fresh) {
     g_writer.store(1, std::memory_order_seq_cst);

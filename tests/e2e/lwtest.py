@@ -161,6 +161,11 @@ def dump_seq(path):
     return int(os.path.basename(path).split(".")[-2])
 
 
+def dump_pid(path):
+    """The process id in a dump's name (NAME.PID.INSTANCE.SEQ.lwdump)."""
+    return int(os.path.basename(path).split(".")[-4])
+
+
 _MODULE_RE = re.compile(r"^    [0-9a-f]+-[0-9a-f]+ (.*?)(?: build-id [0-9a-f]+)?$")
 
 
