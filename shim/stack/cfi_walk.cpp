@@ -418,8 +418,7 @@ struct alignas(32) Slot {
   std::atomic<uint64_t> generation;
   std::atomic<uint64_t> rule;
 };
-constexpr int kDefaultSlotBits = 14;  // 16,384 addresses, 512 KiB reserved, touched as used
-int g_slot_bits = kDefaultSlotBits;
+int g_slot_bits = kCfiSlotBits;
 Slot* g_slots = nullptr;
 
 inline Slot& slot_for(uintptr_t pc) { return g_slots[(pc * 0x9E3779B97F4A7C15ull) >> (64 - g_slot_bits)]; }
@@ -467,7 +466,7 @@ uint64_t rule_for(uintptr_t pc, uint64_t generation) {
 
 bool cfi_walk_init(int slot_bits) {
   if (g_slots) return true;
-  g_slot_bits = slot_bits >= 1 && slot_bits <= 20 ? slot_bits : kDefaultSlotBits;
+  g_slot_bits = slot_bits >= 1 && slot_bits <= 20 ? slot_bits : kCfiSlotBits;
   g_slots = static_cast<Slot*>(map_pages(sizeof(Slot) << g_slot_bits, /*noreserve=*/true));
   return g_slots != nullptr;
 }

@@ -35,7 +35,8 @@ namespace leakwatch::shim {
 // Reserves the cache of 2^slot_bits rules (untouched pages until used;
 // tests pass a tiny one to make addresses share slots). False: not
 // available, cfi_backtrace() then always returns -1.
-bool cfi_walk_init(int slot_bits = 14);
+constexpr int kCfiSlotBits = 14;  // 16,384 addresses, 512 KiB reserved
+bool cfi_walk_init(int slot_bits = kCfiSlotBits);
 
 // The return addresses of the calling thread's stack, from the caller of
 // cfi_backtrace outwards, as unw_backtrace() gives them (out[0] is the
