@@ -83,17 +83,25 @@ LW_EXPORT void* calloc(size_t count, size_t size) {
 namespace {
 
 // Only growth counts toward sampling: a block that is realloc'd in place
-// many times is not sampled as many times. A buffer grown call after call
-// (the common case) has its size remembered per thread; otherwise the
-// allocator is asked, out of line. (A stale guess only nudges the sampling
-// countdown.) The result's address is remembered, not the argument's: the
-// old address of a moved block is freed and handed out by the next malloc,
-// whose growth would then go uncharged.
+// many times is not sampled as many times. The old size comes from glibc's
+// chunk header when the allocator is glibc's (real_functions.h), so the
+// common case is a tail call. Any other allocator is asked, out of line,
+// unless the block is the one this thread grew last. (A stale guess only
+// nudges the sampling countdown.)
 inline __attribute__((always_inline)) void* realloc_grow(void* p, size_t n, size_t old) {
+  if (LW_LIKELY(n <= old || sample_tick(n - old))) return g_real.realloc(p, n);
+  return realloc_slow(p, n, true, n - old);
+}
+
+// The result's address is remembered, not the argument's: the old address
+// of a moved block is freed and handed out by the next malloc, whose growth
+// would then go uncharged.
+__attribute__((noinline)) void* realloc_other_heap(void* p, size_t n) {
   ThreadState& t = t_state;
+  const size_t old = p == t.last_realloc ? t.last_size : g_real.malloc_usable_size(p);
   if (LW_LIKELY(n <= old || sample_tick(n - old))) {
     void* r = g_real.realloc(p, n);
-    t.last_realloc = r;  // the result: a moved-from address is soon reused by malloc
+    t.last_realloc = r;
     t.last_size = n;
     return r;
   }
@@ -101,17 +109,13 @@ inline __attribute__((always_inline)) void* realloc_grow(void* p, size_t n, size
   return realloc_slow(p, n, true, n - old);
 }
 
-__attribute__((noinline)) void* realloc_unknown_size(void* p, size_t n) {
-  return realloc_grow(p, n, g_real.malloc_usable_size(p));
-}
-
 }  // namespace
 
 LW_EXPORT void* realloc(void* p, size_t n) {
   if (p == nullptr) return do_malloc(n, Op::kMalloc);
   if (LW_UNLIKELY(maybe_sampled(p))) return realloc_slow(p, n, false);
-  if (LW_UNLIKELY(p != t_state.last_realloc)) return realloc_unknown_size(p, n);
-  return realloc_grow(p, n, t_state.last_size);
+  if (LW_UNLIKELY(!g_glibc_chunks)) return realloc_other_heap(p, n);
+  return realloc_grow(p, n, glibc_usable_size(p));
 }
 
 LW_EXPORT void* reallocarray(void* p, size_t count, size_t size) {

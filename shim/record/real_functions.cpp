@@ -32,6 +32,7 @@ constexpr RealFunctions unresolved() {
 }  // namespace
 
 constinit RealFunctions g_real = unresolved();
+constinit bool g_glibc_chunks = false;
 
 namespace {
 std::atomic<std::size_t> g_bootstrap_used{0};
@@ -59,6 +60,32 @@ std::size_t bootstrap_size(const void* p) {
   return g_boot_sizes[static_cast<std::size_t>(static_cast<const char*>(p) - g_bootstrap_arena) / 4096];
 }
 
+namespace {
+// Whether `r` is glibc's allocator, whose chunk headers glibc_usable_size()
+// can read: malloc comes from libc.so.6 itself, and blocks of the sizes of
+// tcache, fastbin, small and large bins agree with malloc_usable_size().
+// Not an mmapped block: freeing one raises glibc's dynamic mmap threshold,
+// which would change how the host's heap behaves (unit.glibc_chunks_test
+// checks that case).
+bool is_glibc_heap(const RealFunctions& r) {
+  Dl_info info{};
+  if (r.malloc_usable_size == &unresolved_usable_size || dladdr(reinterpret_cast<void*>(r.malloc), &info) == 0 ||
+      info.dli_fname == nullptr)
+    return false;
+  const char* base = std::strrchr(info.dli_fname, '/');
+  base = base ? base + 1 : info.dli_fname;
+  if (std::strncmp(base, "libc.so", 7) != 0) return false;
+  bool agree = true;
+  for (std::size_t n : {std::size_t{1}, std::size_t{24}, std::size_t{200}, std::size_t{4000}, std::size_t{70000}}) {
+    void* p = r.malloc(n);
+    if (p == nullptr) return false;
+    agree = agree && glibc_usable_size(p) == r.malloc_usable_size(p);
+    r.free(p);
+  }
+  return agree;
+}
+}  // namespace
+
 bool real_functions_ready() { return g_resolved.load(std::memory_order_acquire) == 2; }
 
 bool resolve_real_functions() {
@@ -79,6 +106,7 @@ bool resolve_real_functions() {
   // Never null (the hooks call it without a test): an allocator without it
   // keeps the stub, and growth is then charged in full.
   if (!r.malloc_usable_size) r.malloc_usable_size = &unresolved_usable_size;
+  g_glibc_chunks = is_glibc_heap(r);
   g_real = r;
   g_resolved.store(2, std::memory_order_release);
   return true;

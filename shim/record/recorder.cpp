@@ -91,10 +91,7 @@ SampleInfo sample_info(uint32_t stack, std::size_t n, double count_w) {
 // for 100 bytes, not for 100 / p(100)).
 SampleInfo resized_info(const SampleInfo& info, std::size_t n) {
   double count_w = info.count_w;
-  if (n > info.size && g_config.sample_bytes > 1) {
-    const double exposed = exposure_of(count_w, g_config.sample_bytes);
-    count_w = inclusion_count(exposed + static_cast<double>(n - info.size), g_config.sample_bytes);
-  }
+  if (n > info.size) count_w = grown_count(count_w, static_cast<double>(n - info.size), g_config.sample_bytes);
   return sample_info(info.stack, n, count_w);
 }
 
@@ -230,12 +227,14 @@ namespace {
 // bytes then costs one update, not an erase, a call and an insert.
 constexpr std::size_t kKeptSlack = 32;
 
-void* resize_sampled(void* p, std::size_t n, std::size_t usable, const SampleInfo& info) {
+void* resize_sampled(void* p, std::size_t n, std::size_t usable, SampleInfo* entry) {
+  const SampleInfo info = *entry;
   SampleInfo next = resized_info(info, n);
   SampleInfo old;
-  auto key = reinterpret_cast<uintptr_t>(p);
   const bool fits = n <= usable && (n >= info.size || usable - n < kKeptSlack);
-  if (fits && g_samples.update(key, next, &old)) {  // in place: same key, same mark
+  if (fits) {  // in place: same key, same mark
+    old = info;
+    SampledSet::replace(entry, next);
     g_stacks.on_resize(next.stack, old.bytes_w, count_fp(old.count_w), next.bytes_w, count_fp(next.count_w));
     return p;
   }
@@ -280,32 +279,32 @@ inline __attribute__((always_inline)) void* realloc_sampled(void* p, std::size_t
     if (q) std::memcpy(q, p, std::min(n, bootstrap_size(p)));
     return q;
   }
-  auto key = reinterpret_cast<uintptr_t>(p);
-  SampleInfo info;
-  bool sampled = g_samples.lookup(key, &info);
+  SampleInfo* entry = g_samples.entry(reinterpret_cast<uintptr_t>(p));
+  const bool sampled = entry != nullptr;
   if (!sampled && !ticked) {
     // A block on a marked page that is not ours: account for its growth here.
-    std::size_t old = g_real.malloc_usable_size(p);
+    std::size_t old = real_usable_size(p);
     if (n <= old || sample_tick(n - old)) return g_real.realloc(p, n);
     ticked = true;
     growth = n - old;
   }
   if (!enabled() || Guard::active() || n == 0) {
     // We cannot follow the block: stop tracking it rather than guess.
+    SampleInfo info;
     if (sampled && untrack(p, &info)) forget(info);
     return g_real.realloc(p, n);
   }
   Guard guard;
   // What to copy is what the allocator says the block holds: a record can
   // be stale if the block was freed behind our back and its address reused.
-  std::size_t usable = g_real.malloc_usable_size(p);
+  std::size_t usable = real_usable_size(p);
   if (ticked && !sampled) {
     // Sample with the growth the countdown was charged, not a recomputed one.
     if (!sample_slow(growth, g_config.sample_bytes)) return g_real.realloc(p, n);
   } else if (ticked) {
     (void)sample_slow(growth, g_config.sample_bytes);  // already sampled: only charge the growth
   }
-  if (sampled) return resize_sampled(p, n, usable, info);
+  if (sampled) return resize_sampled(p, n, usable, entry);
   // An unsampled block whose growth was sampled becomes sampled: its
   // inclusion probability is 1 - exp(-n/S), as for a fresh allocation of
   // n bytes.
@@ -440,10 +439,8 @@ void* remap_sampled(void* old_addr, std::size_t old_len, std::size_t new_len, in
   if (tracked) {
     // Moved or resized: same stack; growth adds to what it was sampled over.
     double w = was.count_w;
-    if (new_len > old_len && g_config.sample_bytes > 1 && w > 1) {
-      const uint64_t mean = mapping_sample_bytes(g_config.sample_bytes);
-      w = inclusion_count(exposure_of(w, mean) + static_cast<double>(new_len - old_len), mean);
-    }
+    if (new_len > old_len)
+      w = grown_count(w, static_cast<double>(new_len - old_len), mapping_sample_bytes(g_config.sample_bytes));
     track_mapping(reinterpret_cast<uintptr_t>(q), new_len, was.stack, w);
   } else if (new_len > old_len && sample_mapping(page_up(new_len) - page_up(old_len), mapping_sample_bytes(g_config.sample_bytes))) {
     // An unsampled mapping whose growth was sampled: as a fresh one of

@@ -75,15 +75,13 @@ bool SampledSet::lookup(uintptr_t key, SampleInfo* info) const {
   return true;
 }
 
-bool SampledSet::update(uintptr_t key, const SampleInfo& info, SampleInfo* old) {
-  if (!buckets_) return false;
+SampleInfo* SampledSet::entry(uintptr_t key) {
+  if (!buckets_) return nullptr;
   Bucket* b;
   int s;
-  if (!find(key, &b, &s)) return false;
-  *old = b->info[s];
-  b->info[s] = info;
-  std::atomic_thread_fence(std::memory_order_release);
-  return true;
+  if (!find(key, &b, &s)) return nullptr;
+  std::atomic_thread_fence(std::memory_order_acquire);
+  return &b->info[s];
 }
 
 bool SampledSet::insert_at(Bucket* h, uintptr_t key, const SampleInfo& info) {

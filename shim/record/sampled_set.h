@@ -73,9 +73,14 @@ class SampledSet {
   bool contains(uintptr_t key) const;
   // Copies the entry for key without removing it.
   bool lookup(uintptr_t key, SampleInfo* info) const;
-  // Replaces the entry for key (a block resized in place); the old one goes
-  // to *old. Only the thread that owns the block may call it.
-  bool update(uintptr_t key, const SampleInfo& info, SampleInfo* old);
+  // The entry for key (null if absent), for the thread that owns the block
+  // to read and, when the block is resized in place, to replace(): one
+  // probe where lookup() and a second search would take two.
+  SampleInfo* entry(uintptr_t key);
+  static void replace(SampleInfo* entry, const SampleInfo& info) {
+    *entry = info;
+    std::atomic_thread_fence(std::memory_order_release);
+  }
   uint64_t size() const {
     uint64_t n = 0;
     for (const auto& l : live_) n += l.n.load(std::memory_order_relaxed);

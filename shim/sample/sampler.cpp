@@ -112,6 +112,17 @@ double exposure_of(double count_w, uint64_t mean) {
   return -S * std::log1p(-u);
 }
 
+// p' = 1 - (1 - a) e^-x with a = 1/count and x = growth/S, written
+// a + y (1 - a) with y = 1 - e^-x so that nothing cancels.
+double grown_count(double count_w, double growth, uint64_t mean) {
+  if (mean <= 1 || !(count_w > 1)) return 1.0;
+  if (!(growth > 0)) return count_w;
+  const double a = 1.0 / count_w;
+  const double x = growth / static_cast<double>(mean);
+  const double y = x < 1e-3 ? x * (1 - x / 2 * (1 - x / 3 * (1 - x / 4))) : -std::expm1(-x);
+  return 1.0 / (a + y * (1 - a));
+}
+
 Weight sample_weight(std::size_t n, uint64_t mean) {
   if (mean <= 1) return {static_cast<double>(n), 1.0};
   const double c = inclusion_count(static_cast<double>(n), mean);

@@ -68,6 +68,10 @@ Weight sample_weight(std::size_t n, uint64_t mean_bytes);
 // 1/p(G) for a block that has been exposed to G bytes of sample points
 // (its size, plus every growth realloc charged); 1 when mean <= 1.
 double inclusion_count(double exposed_bytes, uint64_t mean_bytes);
+// The count of a block of count_w once its exposure grows by `growth`
+// bytes: inclusion_count(exposure_of(count_w) + growth), with one expm1 at
+// most (the resize of a sampled block, often a few bytes at a time).
+double grown_count(double count_w, double growth, uint64_t mean_bytes);
 // The inverse: the exposure G whose 1/p(G) is count_w (64 S for a weight
 // of 1, where the inverse is unbounded).
 double exposure_of(double count_w, uint64_t mean_bytes);

@@ -355,3 +355,27 @@ TEST_CASE("sampled set: concurrent readers see stable entries while writers chur
   CHECK(reader_errors.load() == 0);
   CHECK(s.size() == stable.size());
 }
+
+TEST_CASE("sampled set: entry() finds displaced keys and replace() changes only that one", "[sampled_set]") {
+  SampledSet s;
+  REQUIRE(s.init(1));  // 2 buckets: most keys are displaced
+  CHECK(s.entry(page_key(1)) == nullptr);  // empty
+  for (uint64_t i = 1; i <= 12; ++i) REQUIRE(s.insert(page_key(i), info_for(i)));
+  CHECK(s.entry(page_key(13)) == nullptr);  // absent, set not empty
+  for (uint64_t i = 1; i <= 12; ++i) {
+    SampleInfo* e = s.entry(page_key(i));
+    REQUIRE(e != nullptr);
+    CHECK(same(*e, info_for(i)));
+  }
+  const SampleInfo grown{7, 3.25f, 999, 4096};
+  SampledSet::replace(s.entry(page_key(5)), grown);
+  SampleInfo got;
+  for (uint64_t i = 1; i <= 12; ++i) {
+    REQUIRE(s.lookup(page_key(i), &got));
+    CHECK(same(got, i == 5 ? grown : info_for(i)));
+  }
+  CHECK(s.size() == 12);
+  CHECK(s.erase(page_key(5), &got));
+  CHECK(same(got, grown));
+  CHECK(s.entry(page_key(5)) == nullptr);
+}

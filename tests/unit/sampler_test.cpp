@@ -244,6 +244,24 @@ TEST_CASE("inclusion_count and exposure_of agree with libm on both sides of the 
   CHECK(sample_weight(100, S).count == Approx(1.0 / -std::expm1(-100.0 / Sd)).epsilon(1e-12));
 }
 
+TEST_CASE("grown_count is inclusion_count of the grown exposure", "[sampler]") {
+  const uint64_t S = 524288;
+  const double Sd = static_cast<double>(S);
+  // Blocks sampled at exposure G (x = G/S from 1e-7 to 20), grown by g
+  // (from 1 byte to 4 S): one expm1 must give what the exposure round trip
+  // gives, on both sides of the short series (g/S < 1e-3).
+  for (double x = 1e-7; x < 20; x *= 3.1) {
+    for (double g = 1; g < 4 * Sd; g *= 2.3) {
+      const double want = 1.0 / -std::expm1(-(x * Sd + g) / Sd);
+      INFO("x = " << x << ", growth = " << g);
+      REQUIRE(grown_count(inclusion_count(x * Sd, S), g, S) == Approx(want).epsilon(1e-9));
+    }
+  }
+  CHECK(grown_count(5.0, 0, S) == 5.0);
+  CHECK(grown_count(1.0, 1000, S) == 1.0);  // certain stays certain
+  CHECK(grown_count(5.0, 1000, 1) == 1.0);  // every allocation
+}
+
 // ------------------------------------------------------------------ draws
 
 TEST_CASE("sample_draw: degenerate means", "[sampler]") {
