@@ -2,6 +2,9 @@
 dlopen lists the plugin among its modules, and the report names the
 plugin's allocating function (even once the plugin file is gone)."""
 import os
+import re
+import shutil
+import subprocess
 import unittest
 
 import lwtest
@@ -55,6 +58,39 @@ class Dlopen(DlopenBase):
         self.assertEqual(leaf["function"], "plugin_leak_alloc")
         self.assertEqual(leaf["module"], self.plugin)
         self.assertGreater(sites[0]["live_bytes"], 0)
+
+
+class DlopenLoop(lwtest.ShimTestCase):
+    """A host that calls dlopen(NULL) / RTLD_NOLOAD and dlclose around every
+    lookup loads nothing: the unwinder's list of objects must not be rebuilt
+    (a /proc/self/maps read, and every cached rule dropped) for each call.
+    Before the fix each sample after such a call re-read the maps: 30x the
+    host's CPU time."""
+
+    def maps_reads(self, iterations):
+        out = os.path.join(self.tmp, "strace.%d" % iterations)
+        env = lwtest.shim_env(self.dir, sample_bytes=4096)
+        cmd = ["strace", "-f", "-qq", "-e", "trace=openat", "-o", out]
+        for k in ("LD_PRELOAD", "LEAKWATCH_DIR", "LEAKWATCH_SAMPLE_BYTES"):
+            cmd += ["-E", "%s=%s" % (k, env[k])]
+        p = subprocess.run(cmd + [lwtest.program("dlopen_loop"), str(iterations)], env=lwtest.plain_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.stderr, b"")
+        with open(out) as f:
+            return p.stdout, sum(1 for line in f if re.search(r'"/proc/[a-z-]+/maps"', line))
+
+    def test_reopening_loaded_objects_does_not_rebuild_the_list(self):
+        if not shutil.which("strace"):
+            self.skipTest("strace is not installed")
+        plain = lwtest.run_plain([lwtest.program("dlopen_loop"), "20000"], timeout=60)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        _, idle = self.maps_reads(0)
+        stdout, busy = self.maps_reads(20000)
+        self.assertEqual(stdout, plain.stdout)
+        # 20,000 rounds of ~4.5 KiB at a 4 KiB mean: ~20,000 samples, each
+        # after a dlopen/dlclose pair.
+        self.assertLessEqual(busy - idle, 2, "maps read %d times with the loop, %d without" % (busy, idle))
 
 
 if __name__ == "__main__":
