@@ -275,11 +275,23 @@ __attribute__((noinline)) void* dlopen_deepbind(const char* file, int mode, cons
 // calling dlopen(NULL) + dlclose around each lookup ran 30x slower.)
 // dlopen changes them first, as it must stay a sibling call (glibc looks
 // up the caller's search path from the return address), so the list is
-// rebuilt before a new object's constructors allocate; dlopen(NULL) and
-// RTLD_NOLOAD cannot load anything.
+// rebuilt before a new object's constructors allocate. dlopen(NULL) and
+// RTLD_NOLOAD cannot load anything, nor can reopening a loaded object:
+// the loader is asked first (by name or soname, which it matches before
+// any search path; the reference taken is given back). If another thread
+// unloads it in between, its constructors' stacks may be cut short.
+namespace {
+__attribute__((noinline)) bool already_loaded(const char* file) {
+  void* h = g_real.dlopen(file, RTLD_LAZY | RTLD_NOLOAD);
+  if (h == nullptr) return false;
+  g_real.dlclose(h);
+  return true;
+}
+}  // namespace
+
 LW_EXPORT void* dlopen(const char* file, int mode) {
   if (LW_UNLIKELY(g_real.dlopen == nullptr)) resolve_real_functions();
-  if (file != nullptr && (mode & RTLD_NOLOAD) == 0) loaded_objects_changed();
+  if (file != nullptr && (mode & RTLD_NOLOAD) == 0 && !already_loaded(file)) loaded_objects_changed();
   if (LW_UNLIKELY(mode & RTLD_DEEPBIND)) return dlopen_deepbind(file, mode, __builtin_return_address(0));
   return g_real.dlopen(file, mode);  // a sibling call: dlopen sees the caller's return address
 }

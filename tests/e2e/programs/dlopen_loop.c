@@ -1,5 +1,5 @@
 // A host that opens and closes already-loaded objects around every lookup
-// (dlopen(NULL), RTLD_NOLOAD), allocating between: nothing is loaded or
+// (dlopen(NULL), by name, RTLD_NOLOAD), allocating between: nothing is loaded or
 // unloaded, so the shim must not treat each call as a change of objects.
 // Usage: dlopen_loop ITERATIONS
 #include <dlfcn.h>
@@ -14,9 +14,12 @@ int main(int argc, char** argv) {
   for (long i = 0; i < iters; ++i) {
     void* self = dlopen(NULL, RTLD_LAZY);
     void* libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-    if (!self || !libc) return 2;
+    void* libc2 = dlopen("libc.so.6", RTLD_NOW);  // loaded already: only a reference more
+    if (!self || !libc || !libc2) return 2;
     sum += dlsym(self, "main") != NULL;
     sum += dlsym(libc, "strlen") != NULL;
+    sum += dlsym(libc2, "memcpy") != NULL;
+    dlclose(libc2);
     dlclose(libc);
     dlclose(self);
     // volatile: the allocation and its use must stay.
