@@ -92,6 +92,14 @@ class DlopenLoop(lwtest.ShimTestCase):
         # after a dlopen/dlclose pair.
         self.assertLessEqual(busy - idle, 2, "maps read %d times with the loop, %d without" % (busy, idle))
 
+    def test_dlerror_is_what_the_host_would_see(self):
+        cmd = [lwtest.program("dlerror_order")]
+        plain = lwtest.run_plain(cmd, timeout=60)
+        shim = lwtest.run(cmd, self.dir, timeout=60)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        self.assertIn(b"cannot open shared object file", plain.stdout)
+        self.assertEqual((shim.returncode, shim.stdout, shim.stderr), (0, plain.stdout, b""))
+
 
 if __name__ == "__main__":
     unittest.main()
