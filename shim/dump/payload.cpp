@@ -13,6 +13,7 @@
 #include "shim/runtime/identity.h"
 #include "shim/runtime/internal_alloc.h"
 #include "shim/runtime/lifecycle.h"
+#include "shim/runtime/proc_memory.h"
 
 namespace leakwatch::shim {
 
@@ -76,25 +77,11 @@ struct Selected {
 
 // The resident part of each mmap stack's sampled mappings, scaled by their
 // weights: what the process's RSS counts of them. Ranges are copied under
-// the table's lock and measured after it (mincore on a range unmapped
-// meanwhile says ENOMEM: it counts as nothing).
+// the table's lock and measured after it (a range unmapped meanwhile
+// counts as nothing).
 struct Residency {
   double* by_stack = nullptr;  // nstacks entries, or null when nothing is mapped
 };
-
-uint64_t resident_bytes(uintptr_t start, uintptr_t end, unsigned char* vec, std::size_t vec_pages) {
-  constexpr uintptr_t kPage = 4096;
-  uint64_t pages = 0;
-  for (uintptr_t at = start; at < end;) {
-    std::size_t n = static_cast<std::size_t>((end - at) / kPage);
-    if (n > vec_pages) n = vec_pages;
-    if (n == 0) break;
-    if (::mincore(reinterpret_cast<void*>(at), n * kPage, vec) == 0)
-      for (std::size_t i = 0; i < n; ++i) pages += vec[i] & 1;
-    at += n * kPage;
-  }
-  return pages * kPage;
-}
 
 bool measure_residency(Arena& scratch, uint32_t nstacks, Residency* out) {
   int n;
@@ -107,14 +94,15 @@ bool measure_residency(Arena& scratch, uint32_t nstacks, Residency* out) {
     if (!ranges) return false;
     n = g_mappings.copy(ranges, n);
   }
-  constexpr std::size_t kVecPages = 64 * 1024;
-  auto* vec = static_cast<unsigned char*>(scratch.alloc(kVecPages, 1));
+  constexpr std::size_t kEntries = 8 * 1024;  // 64 KiB of pagemap: 32 MiB of address space a read
+  auto* buf = static_cast<uint64_t*>(scratch.alloc(kEntries * sizeof(uint64_t), alignof(uint64_t)));
   out->by_stack = static_cast<double*>(scratch.alloc(sizeof(double) * (nstacks + 1)));
-  if (!vec || !out->by_stack) return false;
+  if (!buf || !out->by_stack) return false;
   std::memset(out->by_stack, 0, sizeof(double) * (nstacks + 1));
+  const ResidentPages pagemap;
   for (int i = 0; i < n; ++i)
     if (ranges[i].stack < nstacks)
-      out->by_stack[ranges[i].stack] += static_cast<double>(resident_bytes(ranges[i].start, ranges[i].end, vec, kVecPages)) *
+      out->by_stack[ranges[i].stack] += static_cast<double>(pagemap.bytes(ranges[i].start, ranges[i].end, buf, kEntries)) *
                                          static_cast<double>(ranges[i].count_w);
   return true;
 }

@@ -359,6 +359,28 @@ LW_EXPORT long syscall(long number, ...) {
   return g_real.syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }
 
+LW_EXPORT int mincore(void* addr, size_t len, unsigned char* vec) {
+  if (LW_UNLIKELY(capture_in_progress())) {
+    // Resident or not, a page libunwind may read is one that reads.
+    const uintptr_t first = reinterpret_cast<uintptr_t>(addr);
+    for (size_t i = 0; i < (len + 4095) / 4096; ++i) {
+      char byte;
+      if (!safe_read(first + i * 4096, &byte, 1)) {
+        errno = ENOMEM;
+        return -1;
+      }
+      vec[i] = 1;
+    }
+    return 0;
+  }
+  if (LW_UNLIKELY(g_real.mincore == nullptr)) resolve_real_functions();
+  if (g_real.mincore == nullptr) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return g_real.mincore(addr, len, vec);
+}
+
 LW_EXPORT int dl_iterate_phdr(int (*callback)(struct dl_phdr_info*, size_t, void*), void* data) {
   if (LW_UNLIKELY(capture_in_progress())) return loaded_objects_iterate(callback, data);
   if (LW_UNLIKELY(g_real.dl_iterate_phdr == nullptr)) resolve_real_functions();

@@ -5,6 +5,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "shim/runtime/proc_memory.h"
+
 namespace leakwatch::shim {
 namespace {
 std::atomic<std::size_t> g_mapped{0};
@@ -81,21 +83,15 @@ void unmap_pages(void* p, std::size_t bytes) {
 std::size_t mapped_bytes() { return g_mapped.load(std::memory_order_relaxed); }
 
 std::size_t resident_own_bytes() {
-  unsigned char vec[1024];
-  std::size_t pages = 0;
+  const ResidentPages pagemap;
+  uint64_t buf[128];
+  uint64_t bytes = 0;
   for (Region& r : g_regions) {
     uintptr_t start = r.start.load(std::memory_order_acquire);
-    std::size_t bytes = r.bytes.load(std::memory_order_acquire);
-    if (start == 0 || bytes == 0) continue;
-    // A region unmapped meanwhile makes mincore fail (ENOMEM): nothing counted.
-    for (std::size_t off = 0; off < bytes; off += sizeof vec * kPage) {
-      std::size_t n = (bytes - off) / kPage;
-      if (n > sizeof vec) n = sizeof vec;
-      if (::mincore(reinterpret_cast<void*>(start + off), n * kPage, vec) != 0) break;
-      for (std::size_t i = 0; i < n; ++i) pages += vec[i] & 1;
-    }
+    std::size_t len = r.bytes.load(std::memory_order_acquire);
+    if (start != 0 && len != 0) bytes += pagemap.bytes(start, start + len, buf, sizeof buf / sizeof buf[0]);
   }
-  return pages * kPage;
+  return static_cast<std::size_t>(bytes);
 }
 
 struct Arena::Chunk {

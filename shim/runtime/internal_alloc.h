@@ -24,7 +24,7 @@ bool advise_huge_pages(void* p, std::size_t bytes);
 
 // Total bytes currently mapped by map_pages (for the shim's self-report).
 std::size_t mapped_bytes();
-// How much of that is resident now (mincore over each region; a dump's
+// How much of that is resident now (the pagemap of each region; a dump's
 // "shim_resident_bytes", which the report keeps apart from the program's).
 std::size_t resident_own_bytes();
 

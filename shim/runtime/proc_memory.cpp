@@ -1,5 +1,6 @@
 #include "shim/runtime/proc_memory.h"
 
+#include <cerrno>
 #include <cstring>
 #include <unistd.h>
 
@@ -55,6 +56,30 @@ uint64_t read_rss_bytes() {
   for (++p; *p >= '0' && *p <= '9'; ++p) pages = pages * 10 + static_cast<uint64_t>(*p - '0');
   long page = sysconf(_SC_PAGESIZE);
   return pages * static_cast<uint64_t>(page > 0 ? page : 4096);
+}
+
+ResidentPages::ResidentPages() : fd_(open_proc_self("pagemap")) {}
+
+ResidentPages::~ResidentPages() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+uint64_t ResidentPages::bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const {
+  constexpr uintptr_t kPage = 4096;
+  if (fd_ < 0 || entries == 0) return 0;
+  uint64_t pages = 0;
+  for (uintptr_t page = start / kPage; page < (end + kPage - 1) / kPage;) {
+    std::size_t want = static_cast<std::size_t>((end + kPage - 1) / kPage - page);
+    if (want > entries) want = entries;
+    const ssize_t r = ::pread(fd_, buf, want * sizeof(uint64_t), static_cast<off_t>(page * sizeof(uint64_t)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    const std::size_t got = static_cast<std::size_t>(r) / sizeof(uint64_t);
+    if (got == 0) break;
+    for (std::size_t i = 0; i < got; ++i) pages += buf[i] >> 63;
+    page += got;
+  }
+  return pages * kPage;
 }
 
 }  // namespace leakwatch::shim

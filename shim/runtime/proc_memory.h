@@ -5,6 +5,7 @@
 // stack buffer). Async-signal-safe (open, read, close).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace leakwatch::shim {
@@ -28,5 +29,25 @@ uint64_t read_rss_bytes();
 
 // Parses the text of a status file (exposed for tests).
 void parse_proc_status(const char* text, ProcMemory* out);
+
+// Which pages of a range are resident: bit 63 of each page's entry in
+// /proc/self/pagemap. Not mincore(), which is outside common seccomp
+// allowlists (systemd's SystemCallFilter=@system-service kills the process
+// on it); open, pread and close are in every one. A range unmapped
+// meanwhile reads as not resident.
+class ResidentPages {
+ public:
+  ResidentPages();
+  ~ResidentPages();
+  ResidentPages(const ResidentPages&) = delete;
+  ResidentPages& operator=(const ResidentPages&) = delete;
+  bool ok() const { return fd_ >= 0; }
+  // Resident bytes of the pages in [start, end); `buf` holds `entries`
+  // pagemap entries at a time. 0 when the pagemap cannot be read.
+  uint64_t bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const;
+
+ private:
+  int fd_;
+};
 
 }  // namespace leakwatch::shim

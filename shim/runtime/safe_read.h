@@ -1,8 +1,11 @@
 // Reads this process's own memory without trusting that it is still
 // mapped: a library can be dlclose'd by another thread between the moment
-// /proc/self/maps lists it and the moment its headers are read. Uses
-// process_vm_readv on itself, else pread on /proc/self/mem (some seccomp
-// profiles refuse one of them); a hole reads as a failure, never a fault.
+// /proc/self/maps lists it and the moment its headers are read. Reads
+// /proc/thread-self/mem (open, pread, close: allowed by every seccomp
+// profile; process_vm_readv, the first design, is not in all of them);
+// a hole reads as a failure, never a fault. Thread-local: once main() has
+// ended with pthread_exit, /proc/self names a thread without an address
+// space.
 //
 // Thread-safety: any thread. Never allocates. Async-signal-safe.
 #pragma once
