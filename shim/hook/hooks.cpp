@@ -83,39 +83,30 @@ LW_EXPORT void* calloc(size_t count, size_t size) {
 namespace {
 
 // Only growth counts toward sampling: a block that is realloc'd in place
-// many times is not sampled as many times. The old size comes from glibc's
-// chunk header when the allocator is glibc's (real_functions.h), so the
-// common case is a tail call. Any other allocator is asked, out of line,
-// unless the block is the one this thread grew last. (A stale guess only
-// nudges the sampling countdown.)
-inline __attribute__((always_inline)) void* realloc_grow(void* p, size_t n, size_t old) {
-  if (LW_LIKELY(n <= old || sample_tick(n - old))) return g_real.realloc(p, n);
-  return realloc_slow(p, n, true, n - old);
-}
-
-// The result's address is remembered, not the argument's: the old address
-// of a moved block is freed and handed out by the next malloc, whose growth
-// would then go uncharged.
-__attribute__((noinline)) void* realloc_other_heap(void* p, size_t n) {
-  ThreadState& t = t_state;
-  const size_t old = p == t.last_realloc ? t.last_size : g_real.malloc_usable_size(p);
-  if (LW_LIKELY(n <= old || sample_tick(n - old))) {
-    void* r = g_real.realloc(p, n);
-    t.last_realloc = r;
-    t.last_size = n;
-    return r;
-  }
-  t.last_realloc = nullptr;
-  return realloc_slow(p, n, true, n - old);
+// many times is not sampled as many times. Growth is what the allocator
+// holds for the block after the call less what it held before: over a
+// block's life those differences add up to its final size less its first
+// (which malloc charged), whichever blocks are grown in between. Charging
+// from the size asked for before needs that size, which only sampled
+// blocks keep: a guess from the block's usable size left its slack
+// uncharged, and strings built by turns from 1..4-byte appends were
+// counted at 20%. A block whose growth is sampled is recorded after the
+// call, with the same stack.
+inline __attribute__((always_inline)) void* realloc_unsampled(void* p, size_t n) {
+  const size_t before = real_usable_size(p);
+  void* r = g_real.realloc(p, n);
+  if (LW_UNLIKELY(r == nullptr)) return r;
+  const size_t after = real_usable_size(r);
+  if (LW_LIKELY(after <= before || sample_tick(after - before))) return r;
+  return realloc_grew_slow(r, n, after - before);
 }
 
 }  // namespace
 
 LW_EXPORT void* realloc(void* p, size_t n) {
   if (p == nullptr) return do_malloc(n, Op::kMalloc);
-  if (LW_UNLIKELY(maybe_sampled(p))) return realloc_slow(p, n, false);
-  if (LW_UNLIKELY(!g_glibc_chunks)) return realloc_other_heap(p, n);
-  return realloc_grow(p, n, glibc_usable_size(p));
+  if (LW_UNLIKELY(maybe_sampled(p))) return realloc_slow(p, n);
+  return realloc_unsampled(p, n);
 }
 
 LW_EXPORT void* reallocarray(void* p, size_t count, size_t size) {

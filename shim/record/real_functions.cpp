@@ -19,7 +19,7 @@ namespace {
 // reaches free.
 void* unresolved_malloc(std::size_t n) { return alloc_slow(Op::kMalloc, n, 0); }
 void unresolved_free(void*) {}
-void* unresolved_realloc(void* p, std::size_t n) { return realloc_slow(p, n, false); }
+void* unresolved_realloc(void* p, std::size_t n) { return realloc_slow(p, n); }
 std::size_t unresolved_usable_size(void* p) { return in_bootstrap(p) ? bootstrap_size(p) : 0; }
 constexpr RealFunctions unresolved() {
   RealFunctions r{};
@@ -33,6 +33,8 @@ constexpr RealFunctions unresolved() {
 
 constinit RealFunctions g_real = unresolved();
 constinit bool g_glibc_chunks = false;
+
+__attribute__((noinline)) std::size_t other_usable_size(void* p) { return g_real.malloc_usable_size(p); }
 
 namespace {
 std::atomic<std::size_t> g_bootstrap_used{0};

@@ -13,6 +13,7 @@
 #include <link.h>  // struct dl_phdr_info, in hooked_symbols.def
 #include <sys/types.h>  // ssize_t
 
+
 namespace leakwatch::shim {
 
 struct RealFunctions {
@@ -39,18 +40,19 @@ std::size_t bootstrap_size(const void* p);
 
 // glibc's chunk header: the word before a block holds its chunk size (the
 // low three bits are flags; bit 1 marks a block mmapped by itself, whose
-// header is two words). realloc's hook reads it -- a load glibc's realloc
-// makes next anyway -- instead of calling malloc_usable_size(), which keeps
-// the hook a tail call. Read only when resolve_real_functions() found
-// glibc's own malloc (not a debugging or other allocator) and checked
-// blocks of every kind against malloc_usable_size().
+// header is two words). realloc's hook reads it before and after the call
+// -- glibc has just touched it -- instead of calling malloc_usable_size()
+// twice. Read only when resolve_real_functions() found glibc's own malloc
+// (not a debugging or other allocator) and checked blocks of every bin
+// size against malloc_usable_size().
 extern bool g_glibc_chunks;
 inline std::size_t glibc_usable_size(const void* p) {
   const std::size_t h = static_cast<const std::size_t*>(p)[-1];
   return (h & ~std::size_t{7}) - ((h & 2) != 0 ? 16 : 8);
 }
+std::size_t other_usable_size(void* p);  // malloc_usable_size, out of line
 inline std::size_t real_usable_size(void* p) {
-  return g_glibc_chunks ? glibc_usable_size(p) : g_real.malloc_usable_size(p);
+  return g_glibc_chunks ? glibc_usable_size(p) : other_usable_size(p);
 }
 
 }  // namespace leakwatch::shim

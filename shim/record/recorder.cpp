@@ -267,7 +267,24 @@ void* resize_sampled(void* p, std::size_t n, std::size_t usable, SampleInfo* ent
   return q;
 }
 
-inline __attribute__((always_inline)) void* realloc_sampled(void* p, std::size_t n, bool ticked, std::size_t growth) {
+// An unsampled block grown to r (n bytes) whose growth ran the countdown
+// out: sampled as a fresh allocation of n bytes would be (inclusion
+// probability 1 - exp(-n/S)), with the stack of the realloc.
+inline __attribute__((always_inline)) void* sample_grown(void* r, std::size_t n, std::size_t growth) {
+  const int state = g_state.load(std::memory_order_acquire);
+  if (state != kEnabled || Guard::active()) {
+    if (state == kDisabled) sample_never();
+    return r;
+  }
+  Guard guard;
+  if (!sample_slow(growth, g_config.sample_bytes)) return r;
+  uintptr_t frames[kMaxFramesLimit];
+  int depth = capture_stack(frames, g_config.max_frames);
+  record(r, n, frames, depth);
+  return r;
+}
+
+inline __attribute__((always_inline)) void* realloc_sampled(void* p, std::size_t n) {
   if (!ensure_real()) {
     void* q = bootstrap_alloc(n, 16);
     if (q && p) std::memcpy(q, p, std::min(n, bootstrap_size(p)));
@@ -280,46 +297,38 @@ inline __attribute__((always_inline)) void* realloc_sampled(void* p, std::size_t
     return q;
   }
   SampleInfo* entry = g_samples.entry(reinterpret_cast<uintptr_t>(p));
-  const bool sampled = entry != nullptr;
-  if (!sampled && !ticked) {
-    // A block on a marked page that is not ours: account for its growth here.
-    std::size_t old = real_usable_size(p);
-    if (n <= old || sample_tick(n - old)) return g_real.realloc(p, n);
-    ticked = true;
-    growth = n - old;
+  if (entry == nullptr) {
+    // A block on a marked granule that is not ours: charged as the hook
+    // charges any other (hooks.cpp).
+    const std::size_t before = real_usable_size(p);
+    void* r = g_real.realloc(p, n);
+    if (r == nullptr) return r;
+    const std::size_t after = real_usable_size(r);
+    if (after <= before || sample_tick(after - before)) return r;
+    return sample_grown(r, n, after - before);
   }
   if (!enabled() || Guard::active() || n == 0) {
     // We cannot follow the block: stop tracking it rather than guess.
     SampleInfo info;
-    if (sampled && untrack(p, &info)) forget(info);
+    if (untrack(p, &info)) forget(info);
     return g_real.realloc(p, n);
   }
   Guard guard;
   // What to copy is what the allocator says the block holds: a record can
   // be stale if the block was freed behind our back and its address reused.
-  std::size_t usable = real_usable_size(p);
-  if (ticked && !sampled) {
-    // Sample with the growth the countdown was charged, not a recomputed one.
-    if (!sample_slow(growth, g_config.sample_bytes)) return g_real.realloc(p, n);
-  } else if (ticked) {
-    (void)sample_slow(growth, g_config.sample_bytes);  // already sampled: only charge the growth
-  }
-  if (sampled) return resize_sampled(p, n, usable, entry);
-  // An unsampled block whose growth was sampled becomes sampled: its
-  // inclusion probability is 1 - exp(-n/S), as for a fresh allocation of
-  // n bytes.
-  uintptr_t frames[kMaxFramesLimit];
-  int depth = capture_stack(frames, g_config.max_frames);
-  void* q = g_real.realloc(p, n);  // in place when the allocator can
-  if (!q) return nullptr;           // the old block stays valid
-  record(q, n, frames, depth);
-  return q;
+  return resize_sampled(p, n, real_usable_size(p), entry);
 }
 
 }  // namespace
 
-void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth) {
-  void* q = realloc_sampled(p, n, ticked, growth);
+void* realloc_slow(void* p, std::size_t n) {
+  void* q = realloc_sampled(p, n);
+  maybe_checkpoint();
+  return q;
+}
+
+void* realloc_grew_slow(void* r, std::size_t n, std::size_t growth) {
+  void* q = sample_grown(r, n, growth);
   maybe_checkpoint();
   return q;
 }

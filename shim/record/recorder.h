@@ -36,8 +36,11 @@ __attribute__((noinline)) void free_slow(void* p);
 // Drops p's record if it is a sampled block (p is about to be freed by
 // another path); returns whether it was.
 __attribute__((noinline)) bool forget_if_sampled(void* p);
-// ticked: the hook's countdown ran out on `growth` bytes (the slow path charges them).
-__attribute__((noinline)) void* realloc_slow(void* p, std::size_t n, bool ticked, std::size_t growth = 0);
+// realloc of a block on a marked granule (sampled, or its neighbour).
+__attribute__((noinline)) void* realloc_slow(void* p, std::size_t n);
+// realloc grew an unsampled block, now r of n bytes, and the countdown ran
+// out on its `growth`: r is sampled now or not (the slow path charges it).
+__attribute__((noinline)) void* realloc_grew_slow(void* r, std::size_t n, std::size_t growth);
 
 // Anonymous mappings (record/mappings.h), each sampled by itself
 // (sample_mapping, sampler.h); `caller`: the mmap caller's return address

@@ -22,8 +22,6 @@ struct ThreadState {
   unsigned long long rng;   // per-thread PRNG state (0 = not seeded yet)
   int guard;                // re-entrancy depth
   int initialized;          // countdown has been drawn for this thread
-  void* last_realloc;       // the block this thread realloc'd last, and its size:
-  unsigned long last_size;  // a growing buffer skips malloc_usable_size()
   unsigned shard;           // 1 + this thread's counter shard (shard.h); 0 = not dealt yet
 };
 

@@ -84,7 +84,7 @@ std::size_t mapped_bytes() { return g_mapped.load(std::memory_order_relaxed); }
 
 std::size_t resident_own_bytes() {
   const ResidentPages pagemap;
-  uint64_t buf[128];
+  uint64_t buf[512];  // dumps run on the shim's own stack
   uint64_t bytes = 0;
   for (Region& r : g_regions) {
     uintptr_t start = r.start.load(std::memory_order_acquire);

@@ -167,6 +167,7 @@ void on_line(const MapLine& m, void* arg) {
 }  // namespace
 
 bool for_each_object(char* scratch, ObjectFn on_object, JitFn on_jit, void* ctx) {
+  SafeReadScope reads;  // every object's headers through one descriptor
   ObjectWalk w{scratch, MappedObject{}, false, on_object, on_jit, ctx};
   bool ok = for_each_mapping(scratch + kPathCap, kObjectScratch - kPathCap, on_line, &w);
   w.flush();

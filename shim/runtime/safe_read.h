@@ -18,4 +18,16 @@ namespace leakwatch::shim {
 // True when all n bytes at addr were copied to out.
 bool safe_read(uintptr_t addr, void* out, std::size_t n);
 
+// While one is alive on this thread, its safe_reads share one descriptor,
+// opened at the first and closed with the outermost scope: a rebuild of
+// the loaded objects reads two headers per object. Nests; no descriptor
+// outlives it.
+class SafeReadScope {
+ public:
+  SafeReadScope();
+  ~SafeReadScope();
+  SafeReadScope(const SafeReadScope&) = delete;
+  SafeReadScope& operator=(const SafeReadScope&) = delete;
+};
+
 }  // namespace leakwatch::shim

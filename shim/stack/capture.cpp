@@ -16,6 +16,7 @@
 #include "shim/runtime/clock.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/no_cancel.h"
+#include "shim/runtime/safe_read.h"
 #include "shim/runtime/shard.h"
 #include "shim/stack/cfi_walk.h"
 #include "shim/stack/loaded_objects.h"
@@ -42,10 +43,12 @@ std::atomic<int> g_fork_pending{0};  // a fork is waiting for them
 enum : int { kOutside = 0, kEntering = 1, kCounted = 2 };  // kEntering: the count may or may not include it
 __thread int t_unwinding __attribute__((tls_model("initial-exec")));
 // How long a fork waits for other threads to leave the unwinder. They
-// normally take microseconds; one can only be held up by a lock the forking
+// normally take microseconds; one can be held up by a lock the forking
 // thread itself holds (a fork from a signal handler that interrupted the
-// loader). Then the fork goes on and the child records no stacks.
-constexpr uint64_t kForkWaitNs = 100ull * 1000000ull;
+// loader), or by the scheduler on an overloaded machine (test_soak, beside
+// other soak tests on two cores, once saw a wait past 100 ms). Then the
+// fork goes on and the child records no stacks.
+constexpr uint64_t kForkWaitNs = 500ull * 1000000ull;
 constexpr uint64_t kPendingWaitNs = 2ull * 1000000ull;
 bool g_fork_wait_timed_out = false;  // in the parent, for the child to read
 bool g_unwinder_unsafe = false;      // in a child forked while a thread was inside the unwinder
@@ -81,6 +84,7 @@ inline __attribute__((always_inline)) int backtrace_raw(void** out, int max) {
   int n = cfi_backtrace(out, max);  // the fast path; -1: a frame needs libunwind
   if (__builtin_expect(n >= 0, 1)) return n;
   NoCancel no_cancel;  // libunwind validates addresses with pread/write: cancellation points
+  SafeReadScope reads;  // ... through safe_read (hooks.cpp): one descriptor for the walk
   if (t_has_trace_cache) return unw_backtrace(out, max);
   if (g_trace_pool_maybe_held) return step_backtrace(out, max);
   t_has_trace_cache = 1;

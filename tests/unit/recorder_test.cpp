@@ -87,7 +87,7 @@ TEST_CASE("recorder: realloc keeps the record and charges only the growth", "[re
   const uint64_t live = e->live_bytes(), allocated = e->alloc_bytes();
   // Grown far past any slack: the block moves (or grows in place), its
   // record follows it, its contents are kept.
-  void* q = realloc_slow(p, 1 << 20, true, (1 << 20) - 64);
+  void* q = realloc_slow(p, 1 << 20);
   REQUIRE(q != nullptr);
   CHECK(stack_of(q) == e);
   if (q != p) CHECK_FALSE(g_samples.contains(reinterpret_cast<uintptr_t>(p)));
@@ -95,7 +95,7 @@ TEST_CASE("recorder: realloc keeps the record and charges only the growth", "[re
   CHECK(e->live_bytes() == live - 64 + (1 << 20));
   CHECK(e->alloc_bytes() == allocated - 64 + (1 << 20));
   // A shrink gives memory back to the allocator; nothing is allocated.
-  void* r = realloc_slow(q, 32, false);
+  void* r = realloc_slow(q, 32);
   REQUIRE(r != nullptr);
   CHECK(stack_of(r) == e);
   CHECK(e->live_bytes() == live - 64 + 32);
@@ -107,11 +107,11 @@ TEST_CASE("recorder: realloc keeps the record and charges only the growth", "[re
   void* s = allocate_here(200);
   const std::size_t usable = g_real.malloc_usable_size(s);
   REQUIRE(usable >= 200);
-  void* same = realloc_slow(s, usable - 20, false);
+  void* same = realloc_slow(s, usable - 20);
   CHECK(same == s);
   CHECK(stack_of(s) == e);
   CHECK(e->live_bytes() == live - 64 + (usable - 20));
-  void* back = realloc_slow(s, usable, false);  // and grows back into it
+  void* back = realloc_slow(s, usable);  // and grows back into it
   CHECK(back == s);
   CHECK(e->live_bytes() == live - 64 + usable);
   free_slow(s);
