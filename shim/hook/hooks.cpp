@@ -272,11 +272,16 @@ __attribute__((noinline)) void* dlopen_deepbind(const char* file, int mode, cons
 // any search path; the reference taken is given back). If another thread
 // unloads it in between, its constructors' stacks may be cut short.
 namespace {
+unsigned long long loader_changes();
+
 __attribute__((noinline)) bool already_loaded(const char* file) {
   void* h = g_real.dlopen(file, RTLD_LAZY | RTLD_NOLOAD);
   if (h == nullptr) return false;
+  const unsigned long long before = loader_changes();
   g_real.dlclose(h);
-  return true;
+  // Another thread's dlclose meanwhile left ours the last reference: the
+  // object is gone now, and the host's dlopen loads it again.
+  return before != 0 && loader_changes() == before;
 }
 }  // namespace
 
@@ -341,8 +346,7 @@ LW_EXPORT long syscall(long number, ...) {
   va_end(ap);
   // The descriptor is an int (passed zero-extended, as the kernel reads it).
   if (LW_UNLIKELY(number == SYS_write && static_cast<int>(a[0]) < 0) && capture_in_progress()) {
-    char byte;
-    if (a[2] == 0 || safe_read(static_cast<uintptr_t>(a[1]), &byte, 1)) return a[2] ? 1 : 0;
+    if (a[2] == 0 || readable(static_cast<uintptr_t>(a[1]))) return a[2] ? 1 : 0;
     errno = EFAULT;
     return -1;
   }
@@ -352,11 +356,10 @@ LW_EXPORT long syscall(long number, ...) {
 
 LW_EXPORT int mincore(void* addr, size_t len, unsigned char* vec) {
   if (LW_UNLIKELY(capture_in_progress())) {
-    // Resident or not, a page libunwind may read is one that reads.
+    // Resident or not, a page libunwind may read is one the program can read.
     const uintptr_t first = reinterpret_cast<uintptr_t>(addr);
     for (size_t i = 0; i < (len + 4095) / 4096; ++i) {
-      char byte;
-      if (!safe_read(first + i * 4096, &byte, 1)) {
+      if (!readable(first + i * 4096)) {
         errno = ENOMEM;
         return -1;
       }

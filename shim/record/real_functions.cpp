@@ -106,7 +106,8 @@ bool resolve_real_functions() {
     _exit(127);
   }
   // Never null (the hooks call it without a test): an allocator without it
-  // keeps the stub, and growth is then charged in full.
+  // keeps the stub (0 for every block), and realloc's growth then goes
+  // uncharged: a block is sampled on its first size only.
   if (!r.malloc_usable_size) r.malloc_usable_size = &unresolved_usable_size;
   g_glibc_chunks = is_glibc_heap(r);
   g_real = r;

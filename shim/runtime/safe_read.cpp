@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim/runtime/identity.h"
@@ -10,15 +11,52 @@ namespace leakwatch::shim {
 namespace {
 __thread int t_scopes __attribute__((tls_model("initial-exec")));
 __thread int t_scope_fd __attribute__((tls_model("initial-exec"))) = -1;
+__thread int t_probe[2] __attribute__((tls_model("initial-exec"))) = {-1, -1};
+
+// Clears the slot before closing: a signal handler that opens a scope in
+// between must not reuse (and then close) a number the host may own by then.
+void release(int* slot) {
+  const int fd = *slot;
+  *slot = -1;
+  asm volatile("" ::: "memory");
+  if (fd >= 0) ::close(fd);
+}
 }  // namespace
 
 SafeReadScope::SafeReadScope() { ++t_scopes; }
 
 SafeReadScope::~SafeReadScope() {
-  if (--t_scopes == 0 && t_scope_fd >= 0) {
-    ::close(t_scope_fd);
-    t_scope_fd = -1;
+  if (--t_scopes == 0) {
+    release(&t_scope_fd);
+    release(&t_probe[0]);
+    release(&t_probe[1]);
   }
+}
+
+bool readable(uintptr_t addr) {
+  int fds[2] = {t_probe[0], t_probe[1]};
+  const bool scoped = t_scopes > 0;
+  if (fds[1] < 0) {
+    // Through syscall(): the shim's pipe2 hook refuses libunwind's own pipe.
+    if (::syscall(SYS_pipe2, fds, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+    if (scoped && t_probe[1] < 0) {
+      t_probe[0] = fds[0];
+      t_probe[1] = fds[1];
+    } else if (scoped) {  // a signal handler on this thread made one meanwhile
+      ::close(fds[0]), ::close(fds[1]);
+      fds[0] = t_probe[0], fds[1] = t_probe[1];
+    }
+  }
+  char sink[256];
+  ssize_t r;
+  for (int tries = 0; tries < 3; ++tries) {
+    r = ::syscall(SYS_write, fds[1], reinterpret_cast<const void*>(addr), 1);
+    if (r >= 0 || errno != EAGAIN) break;
+    while (::read(fds[0], sink, sizeof sink) > 0) {
+    }  // full: drain, then again
+  }
+  if (!scoped || fds[1] != t_probe[1]) ::close(fds[0]), ::close(fds[1]);
+  return r == 1;
 }
 
 bool safe_read(uintptr_t addr, void* out, std::size_t n) {
