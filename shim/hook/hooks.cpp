@@ -80,29 +80,6 @@ LW_EXPORT void* calloc(size_t count, size_t size) {
   return alloc_slow(Op::kCalloc, n, 0);
 }
 
-namespace {
-
-// Only growth counts toward sampling: a block that is realloc'd in place
-// many times is not sampled as many times. Growth is what the allocator
-// holds for the block after the call less what it held before: over a
-// block's life those differences add up to its final size less its first
-// (which malloc charged), whichever blocks are grown in between. Charging
-// from the size asked for before needs that size, which only sampled
-// blocks keep: a guess from the block's usable size left its slack
-// uncharged, and strings built by turns from 1..4-byte appends were
-// counted at 20%. A block whose growth is sampled is recorded after the
-// call, with the same stack.
-inline __attribute__((always_inline)) void* realloc_unsampled(void* p, size_t n) {
-  const size_t before = real_usable_size(p);
-  void* r = g_real.realloc(p, n);
-  if (LW_UNLIKELY(r == nullptr)) return r;
-  const size_t after = real_usable_size(r);
-  if (LW_LIKELY(after <= before || sample_tick(after - before))) return r;
-  return realloc_grew_slow(r, n, after - before);
-}
-
-}  // namespace
-
 LW_EXPORT void* realloc(void* p, size_t n) {
   if (p == nullptr) return do_malloc(n, Op::kMalloc);
   if (LW_UNLIKELY(maybe_sampled(p))) return realloc_slow(p, n);

@@ -297,16 +297,7 @@ inline __attribute__((always_inline)) void* realloc_sampled(void* p, std::size_t
     return q;
   }
   SampleInfo* entry = g_samples.entry(reinterpret_cast<uintptr_t>(p));
-  if (entry == nullptr) {
-    // A block on a marked granule that is not ours: charged as the hook
-    // charges any other (hooks.cpp).
-    const std::size_t before = real_usable_size(p);
-    void* r = g_real.realloc(p, n);
-    if (r == nullptr) return r;
-    const std::size_t after = real_usable_size(r);
-    if (after <= before || sample_tick(after - before)) return r;
-    return sample_grown(r, n, after - before);
-  }
+  if (entry == nullptr) return realloc_unsampled(p, n);  // a neighbour on a marked granule
   if (!enabled() || Guard::active() || n == 0) {
     // We cannot follow the block: stop tracking it rather than guess.
     SampleInfo info;

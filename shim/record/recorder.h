@@ -15,8 +15,10 @@
 #include <sys/types.h>
 
 #include "shim/record/mappings.h"
+#include "shim/record/real_functions.h"
 #include "shim/record/sampled_set.h"
 #include "shim/record/stack_table.h"
+#include "shim/sample/sampler.h"
 
 namespace leakwatch::shim {
 
@@ -41,6 +43,26 @@ __attribute__((noinline)) void* realloc_slow(void* p, std::size_t n);
 // realloc grew an unsampled block, now r of n bytes, and the countdown ran
 // out on its `growth`: r is sampled now or not (the slow path charges it).
 __attribute__((noinline)) void* realloc_grew_slow(void* r, std::size_t n, std::size_t growth);
+
+// realloc of a block that is not sampled (the hook's fast path, and the
+// slow path's for a neighbour of a sampled block). Only growth counts
+// toward sampling: a block that is realloc'd in place many times is not
+// sampled as many times. Growth is what the allocator holds for the block
+// after the call less what it held before: over a block's life those
+// differences add up to its final size less its first (which malloc
+// charged), whichever blocks are grown in between. Charging from the size
+// asked for before needs that size, which only sampled blocks keep: a
+// guess from the block's usable size left its slack uncharged, and strings
+// built by turns from 1..4-byte appends were counted at 20%. A block whose
+// growth is sampled is recorded after the call, with the same stack.
+inline __attribute__((always_inline)) void* realloc_unsampled(void* p, std::size_t n) {
+  const std::size_t before = real_usable_size(p);
+  void* r = g_real.realloc(p, n);
+  if (__builtin_expect(r == nullptr, 0)) return r;
+  const std::size_t after = real_usable_size(r);
+  if (__builtin_expect(after <= before || sample_tick(after - before), 1)) return r;
+  return realloc_grew_slow(r, n, after - before);
+}
 
 // Anonymous mappings (record/mappings.h), each sampled by itself
 // (sample_mapping, sampler.h); `caller`: the mmap caller's return address
