@@ -246,32 +246,10 @@ __attribute__((noinline)) void* dlopen_deepbind(const char* file, int mode, cons
 // rebuilt before a new object's constructors allocate. dlopen(NULL) and
 // RTLD_NOLOAD cannot load anything, nor can reopening a loaded object:
 // the loader is asked first (by name or soname, which it matches before
-// any search path; the reference taken is given back). If another thread
-// unloads it in between, its constructors' stacks may be cut short.
-namespace {
-unsigned long long loader_changes();
-
-__attribute__((noinline)) bool already_loaded(const char* file) {
-  void* h = g_real.dlopen(file, RTLD_LAZY | RTLD_NOLOAD);
-  if (h == nullptr) return false;
-  const unsigned long long before = loader_changes();
-  g_real.dlclose(h);
-  // Another thread's dlclose meanwhile left ours the last reference: the
-  // object is gone now, and the host's dlopen loads it again.
-  return before != 0 && loader_changes() == before;
-}
-}  // namespace
-
-LW_EXPORT void* dlopen(const char* file, int mode) {
-  if (LW_UNLIKELY(g_real.dlopen == nullptr)) resolve_real_functions();
-  if (file != nullptr && (mode & RTLD_NOLOAD) == 0 && !already_loaded(file)) loaded_objects_changed();
-  if (LW_UNLIKELY(mode & RTLD_DEEPBIND)) return dlopen_deepbind(file, mode, __builtin_return_address(0));
-  return g_real.dlopen(file, mode);  // a sibling call: dlopen sees the caller's return address
-}
-
+// any search path; the reference taken is given back).
 namespace {
 // The loader's count of objects added and removed so far (dlpi_adds,
-// dlpi_subs); 0 if it cannot tell. Takes the loader's lock: only from
+// dlpi_subs); 0 if it cannot tell. Takes the loader's lock: only around a
 // dlclose, which takes it anyway.
 int count_changes(struct dl_phdr_info* info, size_t size, void* out) {
   if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
@@ -283,15 +261,40 @@ unsigned long long loader_changes() {
   if (g_real.dl_iterate_phdr) g_real.dl_iterate_phdr(count_changes, &n);
   return n;
 }
+
+// The real dlclose; *unloaded: an object went (or the loader cannot say).
+int close_counting(void* handle, bool* unloaded) {
+  const unsigned long long before = loader_changes();
+  const int r = g_real.dlclose(handle);
+  *unloaded = before == 0 || loader_changes() != before;
+  return r;
+}
+
+__attribute__((noinline)) bool already_loaded(const char* file) {
+  void* h = g_real.dlopen(file, RTLD_LAZY | RTLD_NOLOAD);
+  if (h == nullptr) return false;
+  // Another thread's dlclose meanwhile may leave ours the last reference:
+  // then the object is gone, and the host's dlopen loads it again.
+  bool unloaded;
+  close_counting(h, &unloaded);
+  return !unloaded;
+}
 }  // namespace
+
+LW_EXPORT void* dlopen(const char* file, int mode) {
+  if (LW_UNLIKELY(g_real.dlopen == nullptr)) resolve_real_functions();
+  if (file != nullptr && (mode & RTLD_NOLOAD) == 0 && !already_loaded(file)) loaded_objects_changed();
+  if (LW_UNLIKELY(mode & RTLD_DEEPBIND)) return dlopen_deepbind(file, mode, __builtin_return_address(0));
+  return g_real.dlopen(file, mode);  // a sibling call: dlopen sees the caller's return address
+}
 
 // Changed after the call, and only if an object went: while its destructors
 // run (they may allocate) it is still mapped and in the list.
 LW_EXPORT int dlclose(void* handle) {
   if (LW_UNLIKELY(g_real.dlclose == nullptr)) resolve_real_functions();
-  const unsigned long long before = loader_changes();
-  int r = g_real.dlclose(handle);
-  if (before == 0 || loader_changes() != before) loaded_objects_changed();
+  bool unloaded;
+  const int r = close_counting(handle, &unloaded);
+  if (unloaded) loaded_objects_changed();
   return r;
 }
 
