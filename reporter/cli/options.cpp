@@ -78,7 +78,7 @@ absl::StatusOr<double> parse_seconds(const std::string& s) {
   else if (consume_suffix(&t, "h")) mult = 3600;
   else if (consume_suffix(&t, "d")) mult = 86400;
   double v;
-  if (t.empty() || !(t[0] >= '0' && t[0] <= '9') && t[0] != '.' || !absl::SimpleAtod(t, &v) || !std::isfinite(v) || v < 0)
+  if (t.empty() || (!(t[0] >= '0' && t[0] <= '9') && t[0] != '.') || !absl::SimpleAtod(t, &v) || !std::isfinite(v) || v < 0)
     return absl::InvalidArgumentError(absl::StrCat("'", s, "' is not a duration (like 0.5, 5s, 2m, 1h)"));
   return v * mult;
 }

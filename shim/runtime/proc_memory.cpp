@@ -1,7 +1,9 @@
 #include "shim/runtime/proc_memory.h"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "shim/runtime/identity.h"
@@ -64,8 +66,58 @@ ResidentPages::~ResidentPages() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-uint64_t ResidentPages::bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const {
-  constexpr uintptr_t kPage = 4096;
+namespace {
+
+// PAGEMAP_SCAN's interface (linux/fs.h from 6.7; this build's headers are
+// older). Layouts are the kernel's ABI.
+struct PageRegion {
+  uint64_t start, end, categories;
+};
+struct PmScanArg {
+  uint64_t size, flags, start, end, walk_end, vec, vec_len, max_pages;
+  uint64_t category_inverted, category_mask, category_anyof_mask, return_mask;
+};
+constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
+constexpr uint64_t kPageIsPresent = 1u << 3;
+constexpr uintptr_t kPage = 4096;
+
+// Once the kernel says no (ENOTTY before 6.7, EPERM from a filter), every
+// later call goes straight to the entries.
+std::atomic<bool> g_scan_refused{false};
+
+}  // namespace
+
+bool ResidentPages::scan_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries,
+                               uint64_t* out) const {
+  const std::size_t nregions = entries * sizeof(uint64_t) / sizeof(PageRegion);
+  if (fd_ < 0 || nregions == 0 || g_scan_refused.load(std::memory_order_relaxed)) return false;
+  uint64_t total = 0;
+  uint64_t at = start & ~(kPage - 1);  // the kernel wants an aligned start; it rounds the end up
+  while (at < end) {
+    PmScanArg arg{};
+    arg.size = sizeof arg;
+    arg.start = at;
+    arg.end = end;
+    arg.vec = reinterpret_cast<uintptr_t>(buf);
+    arg.vec_len = nregions;
+    arg.category_mask = kPageIsPresent;
+    arg.return_mask = kPageIsPresent;
+    const long n = ::ioctl(fd_, kPagemapScan, &arg);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      g_scan_refused.store(true, std::memory_order_relaxed);
+      return false;
+    }
+    const auto* regions = reinterpret_cast<const PageRegion*>(buf);
+    for (long i = 0; i < n; ++i) total += regions[i].end - regions[i].start;
+    if (arg.walk_end <= at) break;  // no progress: what was counted stands
+    at = arg.walk_end;
+  }
+  *out = total;
+  return true;
+}
+
+uint64_t ResidentPages::entry_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const {
   if (fd_ < 0 || entries == 0) return 0;
   uint64_t pages = 0;
   for (uintptr_t page = start / kPage; page < (end + kPage - 1) / kPage;) {
@@ -80,6 +132,12 @@ uint64_t ResidentPages::bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std
     page += got;
   }
   return pages * kPage;
+}
+
+uint64_t ResidentPages::bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const {
+  uint64_t scanned;
+  if (scan_bytes(start, end, buf, entries, &scanned)) return scanned;
+  return entry_bytes(start, end, buf, entries);
 }
 
 }  // namespace leakwatch::shim

