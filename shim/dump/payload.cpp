@@ -32,7 +32,6 @@ namespace {
 // Cumulative sample count per stack at the last dump: a stack that
 // allocated since is written even if nothing of it is live now.
 uint64_t* g_last_total = nullptr;
-constexpr uint32_t kMaxStacks = 1u << 18;
 
 SymbolResolver* g_symbols = nullptr;
 alignas(SymbolResolver) char g_symbols_storage[sizeof(SymbolResolver)];
@@ -116,7 +115,7 @@ struct Selection {
 };
 
 bool select_records(Arena& scratch, Selection* s) {
-  s->nstacks = std::min(g_stacks.count(), kMaxStacks);
+  s->nstacks = std::min(g_stacks.count(), g_stacks.capacity());
   s->sel = static_cast<Selected*>(scratch.alloc(sizeof(Selected) * (s->nstacks ? s->nstacks : 1)));
   if (!s->sel) return false;
   for (uint32_t id = 0; id < s->nstacks; ++id) {
@@ -343,9 +342,18 @@ void put_records(PayloadBuilder& b, const Selection& s, const Residency& res) {
 
 bool payload_init() {
   g_symbols = new (g_symbols_storage) SymbolResolver();
-  g_last_total = static_cast<uint64_t*>(map_pages_wiped_on_fork(sizeof(uint64_t) * kMaxStacks));
+  g_last_total = static_cast<uint64_t*>(map_pages_wiped_on_fork(sizeof(uint64_t) * g_stacks.capacity()));
   g_known = static_cast<ModuleInfo*>(map_pages(sizeof(ModuleInfo) * kMaxKnownModules, true));
-  return g_last_total && g_known;
+  if (g_last_total && g_known) return true;
+  payload_release();
+  return false;
+}
+
+void payload_release() {
+  if (g_last_total) unmap_pages(g_last_total, sizeof(uint64_t) * g_stacks.capacity());
+  if (g_known) unmap_pages(g_known, sizeof(ModuleInfo) * kMaxKnownModules);
+  g_last_total = nullptr;
+  g_known = nullptr;
 }
 
 void payload_after_fork_child() {

@@ -26,7 +26,8 @@ struct DumpFacts {
   uint64_t mono_ns = 0, wall_ns = 0;  // the moment of the snapshot (not when the file is done)
 };
 
-bool payload_init();  // reserves the tables that outlive one dump
+bool payload_init();  // reserves the tables that outlive one dump (after recorder_init: sized by the stack table)
+void payload_release();
 // In a fork child whose parent was writing a dump at the instant of fork:
 // the module history and the symbol cache may be mid-update; start them anew.
 void payload_after_fork_child();

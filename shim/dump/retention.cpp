@@ -4,6 +4,13 @@
 
 namespace leakwatch::shim {
 
+void Retention::release() {
+  if (kept_) unmap_pages(kept_, sizeof(KeptDump) * static_cast<std::size_t>(cap_));
+  kept_ = nullptr;
+  cap_ = 0;
+  clear();
+}
+
 bool Retention::init(int max_dumps, uint64_t max_bytes, uint64_t base_width_ns) {
   max_dumps_ = max_dumps < 4 ? 4 : max_dumps;
   max_bytes_ = max_bytes;

@@ -37,6 +37,7 @@ class Retention {
 
   // base_width_ns: the first bucket width (the dump interval).
   bool init(int max_dumps, uint64_t max_bytes, uint64_t base_width_ns);
+  void release();  // gives init's reservation back
   // Records a newly written dump and calls remove() for every dump that
   // is no longer kept (possibly several, never the new one).
   void add(const KeptDump& d, RemoveFn remove, void* ctx);

@@ -206,7 +206,10 @@ bool acquire_dump_lock(DumpReason reason) {
 
 bool writer_init() {
   uint64_t width = static_cast<uint64_t>(g_config.interval_s * 1e9);
-  return g_retention.init(g_config.max_dumps, g_config.max_bytes, width) && payload_init() && own_stack_init();
+  if (g_retention.init(g_config.max_dumps, g_config.max_bytes, width) && payload_init() && own_stack_init()) return true;
+  payload_release();
+  g_retention.release();
+  return false;
 }
 
 bool dump_now(DumpReason reason) {

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <link.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "shim/dump/schedule.h"
@@ -102,6 +103,28 @@ void make_absolute(char* dir) {
   dir[a] = '/';
 }
 
+// Under a finite RLIMIT_AS (ulimit -v) every byte the shim reserves comes
+// off the host's limit: the shim takes at most an eighth of it, with
+// smaller tables when that is needed, and stays off when even the smallest
+// do not fit. Besides the recorder's tables (sized here) it reserves the
+// payload's per-stack totals and about 12 MiB more, measured: two
+// loaded-objects snapshots during a rebuild (4.7 MiB each), its own stack,
+// the unwind cache, the module list, and a dump's scratch chunks.
+constexpr uint64_t kOtherReserve = 16u << 20;
+
+bool size_tables(RecorderSizes* sizes, uint64_t* limit_out) {
+  *sizes = recorder_sizes(g_config.sample_bytes);
+  rlimit as{};
+  *limit_out = 0;
+  if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY) return true;
+  *limit_out = as.rlim_cur;
+  const uint64_t budget = as.rlim_cur / 8;
+  auto needed = [&] { return recorder_reserve_bytes(*sizes) + sizeof(uint64_t) * sizes->max_stacks + kOtherReserve; };
+  while (needed() > budget)
+    if (!recorder_shrink(sizes)) return false;
+  return true;
+}
+
 void lifecycle_start() {
   int expected = kUninitialized;
   if (!g_state.compare_exchange_strong(expected, kInitializing)) return;
@@ -122,7 +145,16 @@ void lifecycle_start() {
     return;
   }
   make_absolute(g_config.dir);
-  if (!recorder_init(g_config.sample_bytes) || !writer_init()) {
+  RecorderSizes sizes;
+  uint64_t as_limit;
+  if (!size_tables(&sizes, &as_limit)) {
+    log_once(Once::kInternalOom, "RLIMIT_AS is %lu MiB; an eighth of it is too little for its tables; profiling is off",
+             static_cast<unsigned long>(as_limit >> 20));
+    g_state.store(kDisabled, std::memory_order_release);
+    return;
+  }
+  if (!recorder_init(sizes) || !writer_init()) {
+    recorder_release();
     log_once(Once::kInternalOom, "cannot reserve memory for its tables; profiling is off");
     g_state.store(kDisabled, std::memory_order_release);
     return;

@@ -10,13 +10,19 @@ namespace leakwatch::shim {
 
 bool MappingSet::init(int capacity) {
   // The count first, then the ranges, all in one region wiped on fork.
-  std::size_t bytes = 64 + sizeof(Mapping) * static_cast<std::size_t>(capacity);
-  auto* mem = static_cast<char*>(map_pages_wiped_on_fork(bytes));
+  auto* mem = static_cast<char*>(map_pages_wiped_on_fork(reserve_bytes(capacity)));
   if (!mem) return false;
   count_ = new (mem) std::atomic<int>(0);
   ranges_ = reinterpret_cast<Mapping*>(mem + 64);
   capacity_ = capacity;
   return true;
+}
+
+void MappingSet::release() {
+  if (ranges_) unmap_pages(reinterpret_cast<char*>(ranges_) - 64, reserve_bytes(capacity_));
+  count_ = &no_ranges_;
+  ranges_ = nullptr;
+  capacity_ = 0;
 }
 
 int MappingSet::lower_bound(uintptr_t addr) const {

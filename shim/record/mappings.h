@@ -35,6 +35,9 @@ struct Mapping {
 class MappingSet {
  public:
   bool init(int capacity);
+  static std::size_t reserve_bytes(int capacity) { return 64 + sizeof(Mapping) * static_cast<std::size_t>(capacity); }
+  // Gives the reservation back (an init that failed further on).
+  void release();
   SpinLock& lock() { return lock_; }
   bool empty() const { return count_->load(std::memory_order_relaxed) == 0; }
 

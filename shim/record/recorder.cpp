@@ -1,5 +1,6 @@
 #include "shim/record/recorder.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -119,18 +120,40 @@ bool valid_alignment(Op op, std::size_t align) {
 
 }  // namespace
 
-bool recorder_init(uint64_t sample_bytes) {
+RecorderSizes recorder_sizes(uint64_t sample_bytes) {
   // Sparse mode: live samples are few (heap / S); dense mode: up to every
   // live allocation. Memory is reserved, not committed.
-  int log2_buckets = 15;
-  if (sample_bytes < kDenseBelow) {
-    log2_buckets = 21;
+  RecorderSizes s;
+  s.dense = sample_bytes < kDenseBelow;
+  s.log2_buckets = 15;
+  if (s.dense) {
+    s.log2_buckets = 21;
     if (sample_bytes > 1) {
       uint64_t scale = kDenseBelow / sample_bytes;
-      log2_buckets = 15;
-      while (scale > 1 && log2_buckets < 21) scale >>= 1, ++log2_buckets;
+      s.log2_buckets = 15;
+      while (scale > 1 && s.log2_buckets < 21) scale >>= 1, ++s.log2_buckets;
     }
   }
+  return s;
+}
+
+std::size_t recorder_reserve_bytes(const RecorderSizes& s) {
+  return SampledSet::reserve_bytes(s.log2_buckets) + StackTable::reserve_bytes(s.max_stacks) +
+         MappingSet::reserve_bytes(s.max_mappings);
+}
+
+bool recorder_shrink(RecorderSizes* s) {
+  const bool set_larger = SampledSet::reserve_bytes(s->log2_buckets) >= StackTable::reserve_bytes(s->max_stacks);
+  if ((set_larger || s->max_stacks <= RecorderSizes::kMinStacks) && s->log2_buckets > RecorderSizes::kMinLog2Buckets)
+    --s->log2_buckets;
+  else if (s->max_stacks > RecorderSizes::kMinStacks)
+    s->max_stacks >>= 1;
+  else
+    return false;
+  return true;
+}
+
+bool recorder_init(const RecorderSizes& s) {
   // Homes start in the first 2^10 buckets (256 KiB) in sparse mode, where a
   // lookup for each extra level is paid only by the frees of marked
   // granules; dense mode probes on every free, so it starts 4 levels down.
@@ -138,9 +161,18 @@ bool recorder_init(uint64_t sample_bytes) {
   // past the start level (where THP is allowed) -- on CPython with every
   // allocation sampled, 4 KiB pages took 102,600 faults (53,600 now; the
   // program alone 29,400).
-  const bool dense = sample_bytes < kDenseBelow;
-  const int log2_start = dense ? log2_buckets - 4 : 10;
-  return g_samples.init(log2_buckets, log2_start, dense) && g_stacks.init(1u << 18) && g_mappings.init(16384);
+  const int log2_start = s.dense ? s.log2_buckets - 4 : std::min(10, s.log2_buckets);
+  if (g_samples.init(s.log2_buckets, log2_start, s.dense) && g_stacks.init(s.max_stacks) &&
+      g_mappings.init(s.max_mappings))
+    return true;
+  recorder_release();
+  return false;
+}
+
+void recorder_release() {
+  g_samples.release();
+  g_stacks.release();
+  g_mappings.release();
 }
 
 namespace {

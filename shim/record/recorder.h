@@ -29,7 +29,26 @@ extern StackTable g_stacks;
 extern MappingSet g_mappings;
 extern std::atomic<uint64_t> g_dropped_samples;
 
-bool recorder_init(uint64_t sample_bytes);
+// The tables' sizes. Reserved, not committed -- but under a finite
+// RLIMIT_AS every reserved byte counts against the host's limit, so the
+// caller may shrink them to fit (fewer distinct stacks before "[other]",
+// fewer live samples before drops).
+struct RecorderSizes {
+  static constexpr uint32_t kMinStacks = 1u << 12;
+  static constexpr int kMinLog2Buckets = 12;
+  int log2_buckets = 15;  // sampled set: 7 << log2_buckets live samples
+  bool dense = false;
+  uint32_t max_stacks = 1u << 18;
+  int max_mappings = 16384;
+};
+// Full size for this sampling rate.
+RecorderSizes recorder_sizes(uint64_t sample_bytes);
+std::size_t recorder_reserve_bytes(const RecorderSizes& s);
+// Halves the larger table; false when both are at their smallest.
+bool recorder_shrink(RecorderSizes* s);
+// All tables or none (a failure gives back what was reserved).
+bool recorder_init(const RecorderSizes& s);
+void recorder_release();
 
 // n is the total size (calloc already multiplied); align only for aligned ops.
 __attribute__((noinline)) void* alloc_slow(Op op, std::size_t n, std::size_t align);

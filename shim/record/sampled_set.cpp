@@ -7,7 +7,7 @@ namespace leakwatch::shim {
 bool SampledSet::init(int log2_buckets, int log2_start, bool huge) {
   uint64_t n = uint64_t{1} << log2_buckets;
   // Wiped on fork: a child's sampled set starts empty (stack_table.h says why).
-  buckets_ = static_cast<Bucket*>(map_pages_wiped_on_fork(n * sizeof(Bucket)));
+  buckets_ = static_cast<Bucket*>(map_pages_wiped_on_fork(reserve_bytes(log2_buckets)));
   if (!buckets_) return false;
   mask_ = n - 1;
   max_level_ = log2_buckets;
@@ -15,6 +15,14 @@ bool SampledSet::init(int log2_buckets, int log2_start, bool huge) {
   huge_ = huge;
   level_.store(start_level_, std::memory_order_release);
   return true;
+}
+
+void SampledSet::release() {
+  if (buckets_) unmap_pages(buckets_, reserve_bytes(max_level_));
+  buckets_ = nullptr;
+  mask_ = 0;
+  start_level_ = max_level_ = 0;
+  level_.store(0, std::memory_order_release);
 }
 
 uint64_t SampledSet::hash(uintptr_t key) {

@@ -67,6 +67,11 @@ class SampledSet {
   // double as the set fills. `huge`: levels past the start on huge pages
   // (dense mode, where they are touched all over).
   bool init(int log2_buckets, int log2_start = 64, bool huge = false);
+  // Address space init() reserves for 2^log2_buckets buckets.
+  static std::size_t reserve_bytes(int log2_buckets) { return sizeof(Bucket) << log2_buckets; }
+  // Gives the reservation back (an init that failed further on); the set
+  // is as before init().
+  void release();
   bool insert(uintptr_t key, const SampleInfo& info);
   // Removes key if present; fills *info and returns true if it was there.
   bool erase(uintptr_t key, SampleInfo* info);

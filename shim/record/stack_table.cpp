@@ -15,18 +15,30 @@ uint64_t hash_frames(const uintptr_t* frames, uint32_t depth) {
   return h;
 }
 
+void StackTable::release() {
+  if (entries_) unmap_pages(entries_, sizeof(StackEntry*) * max_stacks_);
+  if (index_) unmap_pages(index_, sizeof(uint32_t) * index_capacity(max_stacks_));
+  if (counters_) unmap_pages(counters_, sizeof(StackCounters) * kShards * max_stacks_);
+  arena_.reset();
+  entries_ = nullptr, index_ = nullptr, counters_ = nullptr;
+  index_mask_ = 0, max_stacks_ = 0;
+  count_.store(0, std::memory_order_release);
+  full_.store(false, std::memory_order_relaxed);
+}
+
 bool StackTable::init(uint32_t max_stacks) {
   max_stacks_ = max_stacks;
-  uint64_t index_cap = 1;
-  while (index_cap < uint64_t{max_stacks} * 2) index_cap <<= 1;
+  const uint64_t index_cap = index_capacity(max_stacks);
   entries_ = static_cast<StackEntry**>(map_pages(sizeof(StackEntry*) * max_stacks, true));
   index_ = static_cast<std::atomic<uint32_t>*>(map_pages(sizeof(uint32_t) * index_cap, true));
   counters_ = static_cast<StackCounters*>(map_pages_wiped_on_fork(sizeof(StackCounters) * kShards * max_stacks));
-  if (!entries_ || !index_ || !counters_) return false;
   index_mask_ = index_cap - 1;
   // Id 0: the "[other]" stack, where samples go once the table is full.
-  entries_[0] = make(nullptr, 0, kMallocStack, 0, 0);
-  if (!entries_[0]) return false;
+  if (entries_ && index_ && counters_) entries_[0] = make(nullptr, 0, kMallocStack, 0, 0);
+  if (!entries_ || !index_ || !counters_ || !entries_[0]) {
+    release();
+    return false;
+  }
   count_.store(1, std::memory_order_release);
   return true;
 }

@@ -77,6 +77,14 @@ struct StackEntry {
 class StackTable {
  public:
   bool init(uint32_t max_stacks);
+  // Address space init() reserves for max_stacks stacks (the entries'
+  // own memory comes later, from the arena, as stacks are added).
+  static std::size_t reserve_bytes(uint32_t max_stacks) {
+    return (sizeof(StackEntry*) + sizeof(StackCounters) * kShards) * max_stacks + sizeof(uint32_t) * index_capacity(max_stacks);
+  }
+  // Gives the reservation back (an init that failed further on).
+  void release();
+  uint32_t capacity() const { return max_stacks_; }
   // Returns the id of the stack, adding it if new (0 when full).
   uint32_t intern(const uintptr_t* frames, uint32_t depth, uint32_t kind = kMallocStack);
   StackEntry* get(uint32_t id) const { return id < count() ? entries_[id] : nullptr; }
@@ -102,6 +110,11 @@ class StackTable {
   std::size_t memory_bytes() const { return arena_.used(); }
 
  private:
+  static uint64_t index_capacity(uint32_t max_stacks) {
+    uint64_t cap = 1;
+    while (cap < uint64_t{max_stacks} * 2) cap <<= 1;
+    return cap;
+  }
   StackEntry* make(const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash, uint32_t id);
   // Probes the index; returns the id or -1, and the first empty slot seen.
   int64_t probe(const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash, uint64_t* empty_slot) const;

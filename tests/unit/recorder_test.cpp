@@ -34,7 +34,7 @@ void setup() {
   REQUIRE(w.count == 0);
   REQUIRE(g_config.sample_bytes == 1);
   REQUIRE(resolve_real_functions());
-  REQUIRE(recorder_init(g_config.sample_bytes));
+  REQUIRE(recorder_init(recorder_sizes(g_config.sample_bytes)));
   capture_init();
   g_state.store(kEnabled, std::memory_order_release);
 }

@@ -145,7 +145,7 @@ void setup() {
   parse_config(kFakeGetenv, &g_config, &w);
   REQUIRE(w.count == 0);
   identity_collect(&g_identity);
-  REQUIRE(recorder_init(g_config.sample_bytes));
+  REQUIRE(recorder_init(recorder_sizes(g_config.sample_bytes)));
   REQUIRE(writer_init());
 
   // Two stacks with samples, in this program's text.

@@ -164,7 +164,11 @@ class DumpFiles(lwtest.ShimTestCase):
         self.assertEqual(b.finish(timeout=60), 0, b.stderr())
         for sub in (os.path.join(self.tmp, "new"), d):
             self.assertEqual(stat.S_IMODE(os.stat(sub).st_mode), 0o700, sub)
-        paths = self.assertDumpsValid(lwtest.list_dumps(d), at_least=3)
+        # Two periodic dumps and the final one were written; retention may
+        # thin a dump that lands in the same interval bucket as another
+        # (a high-water dump, say), so at least two stay on disk.
+        paths = self.assertDumpsValid(lwtest.list_dumps(d), at_least=2)
+        self.assertGreaterEqual(max(lwtest.dump_seq(p) for p in paths), 2, paths)
         for p in paths:
             self.assertEqual(stat.S_IMODE(os.stat(p).st_mode), 0o600, p)
 
