@@ -5,7 +5,7 @@
 #include <climits>
 #include <ctime>
 #include <linux/futex.h>
-#include <sched.h>
+#include <algorithm>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <link.h>
@@ -25,8 +25,13 @@ namespace leakwatch::shim {
 namespace {
 
 uintptr_t g_self_lo = 0, g_self_hi = 0;
-// Threads inside the unwinder, in thread shards (shard.h): every sampled
-// allocation enters and leaves, so one shared counter would be contended.
+// Threads inside libunwind, in thread shards (shard.h), for the fork
+// barrier. Only libunwind: its state (a trace-cache pool under a lock, and
+// whatever a walk half-updates) would be copied mid-change into a fork
+// child. The shim's own walk (cfi_walk.h) needs no barrier: a thread that
+// vanishes at the fork leaves at most one cache slot odd, which the child
+// then skips, and loaded_objects_after_fork_child() repairs its gate. So
+// the common sample, walked by cfi_walk alone, never holds a fork up.
 struct alignas(64) Unwinding {
   std::atomic<int> n{0};
 };
@@ -42,16 +47,21 @@ std::atomic<int> g_fork_pending{0};  // a fork is waiting for them
 // signal handler that interrupted it must not wait for itself.
 enum : int { kOutside = 0, kEntering = 1, kCounted = 2 };  // kEntering: the count may or may not include it
 __thread int t_unwinding __attribute__((tls_model("initial-exec")));
-// How long a fork waits for other threads to leave the unwinder. They
+// How long a fork waits for other threads to leave libunwind. They
 // normally take microseconds; one can be held up by a lock the forking
 // thread itself holds (a fork from a signal handler that interrupted the
-// loader), or by the scheduler on an overloaded machine (test_soak, beside
-// other soak tests on two cores, once saw a wait past 100 ms). Then the
-// fork goes on and the child records no stacks.
+// loader), or by the scheduler on an overloaded machine: with the soak
+// tests side by side on two cores (25 runnable threads) a thread inside the
+// barrier sat unscheduled for 0.6-0.7 s, three times in four runs (when the
+// barrier still covered every walk). Then the fork goes on and the child
+// walks no stack that needs libunwind. The forker sleeps meanwhile (woken
+// by each thread that leaves), leaving the CPU to the threads it waits for.
 constexpr uint64_t kForkWaitNs = 500ull * 1000000ull;
 constexpr uint64_t kPendingWaitNs = 2ull * 1000000ull;
 bool g_fork_wait_timed_out = false;  // in the parent, for the child to read
-bool g_unwinder_unsafe = false;      // in a child forked while a thread was inside the unwinder
+bool g_unwinder_unsafe = false;      // in a child forked while a thread was inside libunwind
+std::atomic<int> g_unwind_left{0};   // bumped by a thread leaving libunwind while a fork waits: the forker's futex
+constexpr int kForkBusy = -2;        // backtrace_raw: no walk (a fork in the way), say nothing
 
 // libunwind's fast unw_backtrace keeps a per-thread trace cache. It takes
 // the cache from a pool under a lock of its own when a thread first
@@ -80,16 +90,68 @@ int step_backtrace(void** out, int max) {
   return n;
 }
 
+void left_libunwind(std::atomic<int>& unwinding) {
+  t_unwinding = kEntering;
+  unwinding.fetch_sub(1, std::memory_order_seq_cst);
+  t_unwinding = kOutside;
+  if (__builtin_expect(g_fork_pending.load(std::memory_order_seq_cst), 0)) {
+    g_unwind_left.fetch_add(1, std::memory_order_seq_cst);
+    syscall(SYS_futex, reinterpret_cast<int*>(&g_unwind_left), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+  }
+}
+
+// A walk by libunwind, inside the fork barrier: enter, then check for a
+// pending fork (Dekker-style with the forker: either it sees us and waits,
+// or we see it and step back). t_unwinding brackets the shared count
+// (kEntering, then kCounted), so a fork from a signal handler on this
+// thread knows whether the count includes it; it also tells the hooks
+// that libunwind's calls (dl_iterate_phdr, its address checks) are the
+// shim's to answer.
+__attribute__((noinline)) int libunwind_backtrace(void** out, int max) {
+  std::atomic<int>& unwinding = g_unwinding[thread_shard()].n;
+  for (;;) {
+    t_unwinding = kEntering;
+    unwinding.fetch_add(1, std::memory_order_seq_cst);
+    t_unwinding = kCounted;
+    if (!g_fork_pending.load(std::memory_order_seq_cst)) break;
+    left_libunwind(unwinding);
+    // Wait for the fork to finish, asleep (spinning would take the CPU the
+    // fork needs), but never long: this thread may hold a lock of the
+    // host's (a FILE's, inside getline's realloc) that the fork itself is
+    // waiting for. Then the sample keeps no stack.
+    uint64_t give_up = mono_ns() + kPendingWaitNs;
+    while (g_fork_pending.load(std::memory_order_acquire)) {
+      uint64_t now = mono_ns();
+      if (now >= give_up) return kForkBusy;
+      struct timespec left = {0, static_cast<long>(give_up - now)};
+      syscall(SYS_futex, reinterpret_cast<int*>(&g_fork_pending), FUTEX_WAIT_PRIVATE, 1, &left, nullptr, 0);
+    }
+  }
+  int n = kForkBusy;
+  if (!g_unwinder_unsafe) {
+    NoCancel no_cancel;  // libunwind validates addresses with pread/write: cancellation points
+    SafeReadScope reads;  // ... through safe_read (hooks.cpp): one descriptor for the walk
+    if (t_has_trace_cache) {
+      n = unw_backtrace(out, max);
+    } else if (g_trace_pool_maybe_held) {
+      n = step_backtrace(out, max);
+    } else {
+      t_has_trace_cache = 1;
+      g_trace_cache_threads.fetch_add(1, std::memory_order_relaxed);
+      n = unw_backtrace(out, max);
+    }
+  } else {
+    log_once(Once::kUnwindFailed,
+             "forked while another thread was inside libunwind; stacks that need it are not recorded in this process");
+  }
+  left_libunwind(unwinding);
+  return n;
+}
+
 inline __attribute__((always_inline)) int backtrace_raw(void** out, int max) {
   int n = cfi_backtrace(out, max);  // the fast path; -1: a frame needs libunwind
   if (__builtin_expect(n >= 0, 1)) return n;
-  NoCancel no_cancel;  // libunwind validates addresses with pread/write: cancellation points
-  SafeReadScope reads;  // ... through safe_read (hooks.cpp): one descriptor for the walk
-  if (t_has_trace_cache) return unw_backtrace(out, max);
-  if (g_trace_pool_maybe_held) return step_backtrace(out, max);
-  t_has_trace_cache = 1;
-  g_trace_cache_threads.fetch_add(1, std::memory_order_relaxed);
-  return unw_backtrace(out, max);
+  return libunwind_backtrace(out, max);
 }
 
 int find_self(struct dl_phdr_info* info, size_t, void* data) {
@@ -117,6 +179,7 @@ inline __attribute__((always_inline)) int unwind_frames(uintptr_t* frames, int m
   int want = max_frames + kSkipMax;
   if (want > static_cast<int>(sizeof raw / sizeof raw[0])) want = sizeof raw / sizeof raw[0];
   int n = backtrace_raw(raw, want);
+  if (n == kForkBusy) return 0;
   if (n <= 0) {
     log_once(Once::kUnwindFailed, "stack unwinding failed; samples are kept without call stacks");
     return 0;
@@ -147,8 +210,8 @@ void capture_init() {
 
 void capture_fork_prepare() {
   if (!t_has_trace_cache && !g_trace_pool_maybe_held && t_unwinding == kOutside) {
-    uintptr_t frames[4];
-    capture_stack(frames, 4);  // the child's only thread then owns a trace cache
+    void* frames[4];
+    libunwind_backtrace(frames, 4);  // the child's only thread then owns a trace cache
   }
   g_fork_pending.store(1, std::memory_order_seq_cst);
   g_fork_wait_timed_out = false;
@@ -161,14 +224,19 @@ void capture_fork_prepare() {
   }
   const int self = t_unwinding == kCounted ? 1 : 0;
   uint64_t give_up = 0;
-  while (unwinding_total() - self > 0) {
-    uint64_t now = mono_ns();
+  for (;;) {
+    const int left = g_unwind_left.load(std::memory_order_seq_cst);  // before the count: no wake-up lost
+    if (unwinding_total() - self <= 0) break;
+    const uint64_t now = mono_ns();
     if (!give_up) give_up = now + kForkWaitNs;
     if (now >= give_up) {
-      g_fork_wait_timed_out = true;
+      // Counted again: this thread may itself have been off the CPU since.
+      g_fork_wait_timed_out = unwinding_total() - self > 0;
       break;
     }
-    sched_yield();
+    const uint64_t nap = std::min<uint64_t>(give_up - now, 10'000'000);  // 10 ms: a wake-up missed costs no more
+    struct timespec ts = {0, static_cast<long>(nap)};
+    syscall(SYS_futex, reinterpret_cast<int*>(&g_unwind_left), FUTEX_WAIT_PRIVATE, left, &ts, nullptr, 0);
   }
 }
 
@@ -193,41 +261,6 @@ void capture_fork_child() {
 
 bool capture_in_progress() { return t_unwinding != 0; }
 
-int capture_stack(uintptr_t* frames, int max_frames) {
-  // Enter, then check for a pending fork (Dekker-style with the forker:
-  // either it sees us and waits, or we see it and step back). t_unwinding
-  // brackets the shared count (kEntering, then kCounted), so a fork from a
-  // signal handler on this thread knows whether the count includes it.
-  std::atomic<int>& unwinding = g_unwinding[thread_shard()].n;
-  for (;;) {
-    t_unwinding = kEntering;
-    unwinding.fetch_add(1, std::memory_order_seq_cst);
-    t_unwinding = kCounted;
-    if (!g_fork_pending.load(std::memory_order_seq_cst)) break;
-    t_unwinding = kEntering;
-    unwinding.fetch_sub(1, std::memory_order_seq_cst);
-    t_unwinding = kOutside;
-    // Wait for the fork to finish, asleep (spinning would take the CPU the
-    // fork needs), but never long: this thread may hold a lock of the
-    // host's (a FILE's, inside getline's realloc) that the fork itself is
-    // waiting for. Then the sample keeps no stack.
-    uint64_t give_up = mono_ns() + kPendingWaitNs;
-    while (g_fork_pending.load(std::memory_order_acquire)) {
-      uint64_t now = mono_ns();
-      if (now >= give_up) return 0;
-      struct timespec left = {0, static_cast<long>(give_up - now)};
-      syscall(SYS_futex, reinterpret_cast<int*>(&g_fork_pending), FUTEX_WAIT_PRIVATE, 1, &left, nullptr, 0);
-    }
-  }
-  int depth = 0;
-  if (!g_unwinder_unsafe)
-    depth = unwind_frames(frames, max_frames);
-  else
-    log_once(Once::kUnwindFailed, "forked while another thread was unwinding; this process records no call stacks");
-  t_unwinding = kEntering;
-  unwinding.fetch_sub(1, std::memory_order_seq_cst);
-  t_unwinding = kOutside;
-  return depth;
-}
+int capture_stack(uintptr_t* frames, int max_frames) { return unwind_frames(frames, max_frames); }
 
 }  // namespace leakwatch::shim
