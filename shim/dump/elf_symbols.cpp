@@ -1,5 +1,6 @@
 #include "shim/dump/elf_symbols.h"
 
+#include "shim/runtime/internal_alloc.h"
 #include "shim/runtime/log.h"
 
 #include <algorithm>
@@ -102,7 +103,10 @@ bool SymbolResolver::index_path(File* f, const char* path, const char* build_id)
   int fd = ::open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+  // Kept mapped for the process's life: charged to the shim's address-space
+  // budget (a host under RLIMIT_AS); past it the module goes unnamed.
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+      charge_address_space(static_cast<std::size_t>(st.st_size))) {
     void* m = ::mmap(nullptr, st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (m != MAP_FAILED) {
       f->usable = index_file(f, static_cast<const uint8_t*>(m), st.st_size, build_id);
@@ -113,6 +117,7 @@ bool SymbolResolver::index_path(File* f, const char* path, const char* build_id)
         ::munmap(m, st.st_size);
       }
     }
+    if (!f->map) uncharge_address_space(static_cast<std::size_t>(st.st_size));
   }
   ::close(fd);
   return f->usable;
@@ -138,7 +143,10 @@ SymbolHit SymbolResolver::resolve(const ModuleInfo& mod, uintptr_t address) {
 
 void SymbolResolver::reset() {
   for (int i = 0; i < nfiles_; ++i)
-    if (files_[i]->map) ::munmap(files_[i]->map, files_[i]->map_size);
+    if (files_[i]->map) {
+      ::munmap(files_[i]->map, files_[i]->map_size);
+      uncharge_address_space(files_[i]->map_size);
+    }
   nfiles_ = 0;
   arena_.reset();
 }

@@ -109,7 +109,11 @@ bool seal_dump(const ByteBuffer& payload, Arena* scratch, ByteBuffer* file) {
   zs.zalloc = z_alloc;
   zs.zfree = z_free;
   zs.opaque = scratch;
-  if (deflateInit(&zs, 6) != Z_OK) return false;
+  // Level 3, not zlib's default 6: a dump is compressed on the host thread
+  // that reached the checkpoint, which waits for it. On a deep-stacks dump
+  // (860 KB of payload) 3 takes ~0.4x the time of 6 for 12% more bytes;
+  // 1 and 2 are faster still but 60-95% larger (2026-12-07).
+  if (deflateInit(&zs, 3) != Z_OK) return false;
   uLong bound = deflateBound(&zs, payload.size());
   file->clear();
   if (!file->reserve(sizeof(format::Header) + bound)) {

@@ -31,7 +31,9 @@
 #include "shim/runtime/guard.h"
 #include "shim/runtime/identity.h"
 #include "shim/runtime/lifecycle.h"
+#include "shim/runtime/internal_alloc.h"
 #include "shim/runtime/log.h"
+#include "shim/runtime/proc_memory.h"
 #include "shim/stack/capture.h"
 
 namespace leakwatch::shim {
@@ -104,21 +106,32 @@ void make_absolute(char* dir) {
 }
 
 // Under a finite RLIMIT_AS (ulimit -v) every byte the shim reserves comes
-// off the host's limit: the shim takes at most an eighth of it, with
+// off the host's limit, and since Linux 4.7 every private writable mapping
+// off RLIMIT_DATA (ulimit -d): the shim holds at most an eighth of the
+// lower one (internal_alloc.h enforces it, symbol files included), with
 // smaller tables when that is needed, and stays off when even the smallest
 // do not fit. Besides the recorder's tables (sized here) it reserves the
 // payload's per-stack totals and about 12 MiB more, measured: two
 // loaded-objects snapshots during a rebuild (4.7 MiB each), its own stack,
-// the unwind cache, the module list, and a dump's scratch chunks.
+// the unwind cache, the module list, and a dump's scratch chunks; the
+// files it maps for their symbols get what is left.
 constexpr uint64_t kOtherReserve = 16u << 20;
+
+uint64_t address_limit() {
+  uint64_t limit = UINT64_MAX;
+  for (int resource : {RLIMIT_AS, RLIMIT_DATA}) {
+    rlimit r{};
+    if (getrlimit(resource, &r) == 0 && r.rlim_cur != RLIM_INFINITY) limit = std::min<uint64_t>(limit, r.rlim_cur);
+  }
+  return limit;
+}
 
 bool size_tables(RecorderSizes* sizes, uint64_t* limit_out) {
   *sizes = recorder_sizes(g_config.sample_bytes);
-  rlimit as{};
-  *limit_out = 0;
-  if (getrlimit(RLIMIT_AS, &as) != 0 || as.rlim_cur == RLIM_INFINITY) return true;
-  *limit_out = as.rlim_cur;
-  const uint64_t budget = as.rlim_cur / 8;
+  *limit_out = address_limit();
+  if (*limit_out == UINT64_MAX) return true;
+  const uint64_t budget = *limit_out / 8;
+  set_address_budget(budget);
   auto needed = [&] { return recorder_reserve_bytes(*sizes) + sizeof(uint64_t) * sizes->max_stacks + kOtherReserve; };
   while (needed() > budget)
     if (!recorder_shrink(sizes)) return false;
@@ -148,13 +161,17 @@ void lifecycle_start() {
   RecorderSizes sizes;
   uint64_t as_limit;
   if (!size_tables(&sizes, &as_limit)) {
-    log_once(Once::kInternalOom, "RLIMIT_AS is %lu MiB; an eighth of it is too little for its tables; profiling is off",
+    log_once(Once::kInternalOom,
+             "RLIMIT_AS/RLIMIT_DATA is %lu MiB; an eighth of it is too little for its tables; profiling is off",
              static_cast<unsigned long>(as_limit >> 20));
     g_state.store(kDisabled, std::memory_order_release);
     return;
   }
   if (!recorder_init(sizes) || !writer_init()) {
-    recorder_release();
+    // The tables go back only when no other thread can be in a hook that
+    // reads them (a thread started by another library's constructor).
+    ProcMemory self;
+    if (read_proc_memory(&self) && self.threads == 1) recorder_release();
     log_once(Once::kInternalOom, "cannot reserve memory for its tables; profiling is off");
     g_state.store(kDisabled, std::memory_order_release);
     return;

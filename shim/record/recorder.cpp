@@ -162,11 +162,8 @@ bool recorder_init(const RecorderSizes& s) {
   // allocation sampled, 4 KiB pages took 102,600 faults (53,600 now; the
   // program alone 29,400).
   const int log2_start = s.dense ? s.log2_buckets - 4 : std::min(10, s.log2_buckets);
-  if (g_samples.init(s.log2_buckets, log2_start, s.dense) && g_stacks.init(s.max_stacks) &&
-      g_mappings.init(s.max_mappings))
-    return true;
-  recorder_release();
-  return false;
+  return g_samples.init(s.log2_buckets, log2_start, s.dense) && g_stacks.init(s.max_stacks) &&
+         g_mappings.init(s.max_mappings);
 }
 
 void recorder_release() {

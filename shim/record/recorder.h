@@ -46,7 +46,8 @@ RecorderSizes recorder_sizes(uint64_t sample_bytes);
 std::size_t recorder_reserve_bytes(const RecorderSizes& s);
 // Halves the larger table; false when both are at their smallest.
 bool recorder_shrink(RecorderSizes* s);
-// All tables or none (a failure gives back what was reserved).
+// False when a table could not be reserved; recorder_release() then gives
+// back what was (only safe while no other thread can be in a hook).
 bool recorder_init(const RecorderSizes& s);
 void recorder_release();
 

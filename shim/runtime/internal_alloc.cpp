@@ -10,6 +10,19 @@
 namespace leakwatch::shim {
 namespace {
 std::atomic<std::size_t> g_mapped{0};
+std::atomic<std::size_t> g_files_mapped{0};  // files mapped for their symbols (charge_address_space)
+std::atomic<std::size_t> g_budget{SIZE_MAX};
+
+// Takes bytes of the address-space budget into `counter`; false (nothing
+// taken) when the shim would hold more than the budget.
+bool charge(std::atomic<std::size_t>& counter, std::size_t bytes) {
+  const std::size_t before = counter.fetch_add(bytes, std::memory_order_relaxed);
+  const std::size_t other = &counter == &g_mapped ? g_files_mapped.load(std::memory_order_relaxed)
+                                                  : g_mapped.load(std::memory_order_relaxed);
+  if (before + bytes + other <= g_budget.load(std::memory_order_relaxed)) return true;
+  counter.fetch_sub(bytes, std::memory_order_relaxed);
+  return false;
+}
 constexpr std::size_t kPage = 4096;
 std::size_t round_pages(std::size_t n) { return (n + kPage - 1) & ~(kPage - 1); }
 
@@ -51,9 +64,12 @@ void forget(void* p) {
 void* map_pages(std::size_t bytes, bool noreserve) {
   bytes = round_pages(bytes);
   int flags = MAP_PRIVATE | MAP_ANONYMOUS | (noreserve ? MAP_NORESERVE : 0);
+  if (!charge(g_mapped, bytes)) return nullptr;
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, flags, -1, 0);
-  if (p == MAP_FAILED) return nullptr;
-  g_mapped.fetch_add(bytes, std::memory_order_relaxed);
+  if (p == MAP_FAILED) {
+    g_mapped.fetch_sub(bytes, std::memory_order_relaxed);
+    return nullptr;
+  }
   remember(p, bytes);
   return p;
 }
@@ -81,6 +97,10 @@ void unmap_pages(void* p, std::size_t bytes) {
 }
 
 std::size_t mapped_bytes() { return g_mapped.load(std::memory_order_relaxed); }
+
+void set_address_budget(std::size_t bytes) { g_budget.store(bytes, std::memory_order_relaxed); }
+bool charge_address_space(std::size_t bytes) { return charge(g_files_mapped, bytes); }
+void uncharge_address_space(std::size_t bytes) { g_files_mapped.fetch_sub(bytes, std::memory_order_relaxed); }
 
 std::size_t resident_own_bytes() {
   const ResidentPages pagemap;
@@ -145,9 +165,14 @@ bool ByteBuffer::reserve(std::size_t n) {
   while (cap < n) cap *= 2;
   void* p;
   if (data_) {
+    if (!charge(g_mapped, cap - cap_)) return failed_ = true, false;
     p = ::mremap(data_, cap_, cap, MREMAP_MAYMOVE);
-    if (p == MAP_FAILED) return failed_ = true, false;
-    g_mapped.fetch_add(cap - cap_, std::memory_order_relaxed);
+    if (p == MAP_FAILED) {
+      g_mapped.fetch_sub(cap - cap_, std::memory_order_relaxed);
+      return failed_ = true, false;
+    }
+    forget(data_);  // it may have moved: the region list follows it
+    remember(p, cap);
   } else {
     p = map_pages(cap);
     if (!p) return failed_ = true, false;

@@ -24,6 +24,13 @@ bool advise_huge_pages(void* p, std::size_t bytes);
 
 // Total bytes currently mapped by map_pages (for the shim's self-report).
 std::size_t mapped_bytes();
+// The address space the shim may hold, map_pages and the files mapped for
+// their symbols together (a share of the host's RLIMIT_AS; unlimited
+// unless set). map_pages returns null past it; files are charged with
+// charge_address_space (false: past it, nothing charged).
+void set_address_budget(std::size_t bytes);
+bool charge_address_space(std::size_t bytes);
+void uncharge_address_space(std::size_t bytes);
 // How much of that is resident now (the pagemap of each region; a dump's
 // "shim_resident_bytes", which the report keeps apart from the program's).
 std::size_t resident_own_bytes();

@@ -60,12 +60,6 @@ uint64_t read_rss_bytes() {
   return pages * static_cast<uint64_t>(page > 0 ? page : 4096);
 }
 
-ResidentPages::ResidentPages() : fd_(open_proc_self("pagemap")) {}
-
-ResidentPages::~ResidentPages() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
 namespace {
 
 // PAGEMAP_SCAN's interface (linux/fs.h from 6.7; this build's headers are
@@ -80,24 +74,44 @@ struct PmScanArg {
 constexpr unsigned long kPagemapScan = _IOWR('f', 16, PmScanArg);
 constexpr uint64_t kPageIsPresent = 1u << 3;
 constexpr uintptr_t kPage = 4096;
+constexpr uint64_t kScanStep = uint64_t{1} << 30;
 
 // Once the kernel says no (ENOTTY before 6.7, EPERM from a filter), every
 // later call goes straight to the entries.
 std::atomic<bool> g_scan_refused{false};
 
+// A seccomp filter (mode 2) may kill on an ioctl it does not know (a
+// browser-style sandbox allows a few requests only); pread is allowed by
+// any filter that lets the shim open files at all.
+bool under_seccomp_filter() {
+  char buf[4096];
+  if (read_proc_self("status", buf, sizeof buf) <= 0) return true;
+  return kb_field(buf, "Seccomp") != 0;
+}
+
 }  // namespace
+
+ResidentPages::ResidentPages()
+    : fd_(open_proc_self("pagemap")),
+      scan_(fd_ >= 0 && !g_scan_refused.load(std::memory_order_relaxed) && !under_seccomp_filter()) {}
+
+ResidentPages::~ResidentPages() {
+  if (fd_ >= 0) ::close(fd_);
+}
 
 bool ResidentPages::scan_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries,
                                uint64_t* out) const {
   const std::size_t nregions = entries * sizeof(uint64_t) / sizeof(PageRegion);
-  if (fd_ < 0 || nregions == 0 || g_scan_refused.load(std::memory_order_relaxed)) return false;
+  if (!scan_ || nregions == 0 || g_scan_refused.load(std::memory_order_relaxed)) return false;
   uint64_t total = 0;
   uint64_t at = start & ~(kPage - 1);  // the kernel wants an aligned start; it rounds the end up
   while (at < end) {
     PmScanArg arg{};
     arg.size = sizeof arg;
     arg.start = at;
-    arg.end = end;
+    // At most 1 GiB a call: the kernel walks a call's range under the
+    // process's mmap lock, which the host's mmap and munmap wait for.
+    arg.end = end - at > kScanStep ? at + kScanStep : end;
     arg.vec = reinterpret_cast<uintptr_t>(buf);
     arg.vec_len = nregions;
     arg.category_mask = kPageIsPresent;

@@ -38,8 +38,9 @@ void parse_proc_status(const char* text, ProcMemory* out);
 //
 // Linux 6.7+ answers with the PAGEMAP_SCAN ioctl: runs of present pages,
 // so a 32 GiB reservation with 1 GiB touched (a JVM heap, a wasm or JIT
-// arena) costs what the 1 GiB costs (2.3 ms, not 21 ms). Older kernels, and
-// any error, fall back to reading bit 63 of every page's 8-byte entry.
+// arena) costs what the 1 GiB costs (2.3 ms, not 21 ms). Older kernels, any
+// error, and processes under a seccomp filter (which may kill on an ioctl
+// it does not expect) read bit 63 of every page's 8-byte entry instead.
 class ResidentPages {
  public:
   ResidentPages();
@@ -57,6 +58,7 @@ class ResidentPages {
 
  private:
   int fd_;
+  bool scan_;  // PAGEMAP_SCAN may be tried (no seccomp filter, not refused before)
 };
 
 }  // namespace leakwatch::shim

@@ -47,6 +47,9 @@ std::atomic<int> g_fork_pending{0};  // a fork is waiting for them
 // signal handler that interrupted it must not wait for itself.
 enum : int { kOutside = 0, kEntering = 1, kCounted = 2 };  // kEntering: the count may or may not include it
 __thread int t_unwinding __attribute__((tls_model("initial-exec")));
+// Inside the shim's own walker: it may hold the loaded-objects gate, which
+// libunwind's lookups would then wait for.
+__thread int t_in_cfi __attribute__((tls_model("initial-exec")));
 // How long a fork waits for other threads to leave libunwind. They
 // normally take microseconds; one can be held up by a lock the forking
 // thread itself holds (a fork from a signal handler that interrupted the
@@ -149,7 +152,9 @@ __attribute__((noinline)) int libunwind_backtrace(void** out, int max) {
 }
 
 inline __attribute__((always_inline)) int backtrace_raw(void** out, int max) {
+  t_in_cfi = 1;  // a fork from a signal handler here must not walk with libunwind (prepare)
   int n = cfi_backtrace(out, max);  // the fast path; -1: a frame needs libunwind
+  t_in_cfi = 0;
   if (__builtin_expect(n >= 0, 1)) return n;
   return libunwind_backtrace(out, max);
 }
@@ -169,8 +174,8 @@ int find_self(struct dl_phdr_info* info, size_t, void* data) {
   return 0;
 }
 
-// The unwind itself; capture_stack() wraps it with the fork barrier.
-// Inlined there: every frame of the shim's own is walked before the
+// The unwind itself (libunwind_backtrace holds the fork barrier). Inlined
+// into capture_stack: every frame of the shim's own is walked before the
 // program's (~50 instructions each by cfi_walk, more by libunwind), so the
 // shim keeps them few (capture_stack and the slow path calling it).
 inline __attribute__((always_inline)) int unwind_frames(uintptr_t* frames, int max_frames) {
@@ -209,7 +214,7 @@ void capture_init() {
 }
 
 void capture_fork_prepare() {
-  if (!t_has_trace_cache && !g_trace_pool_maybe_held && t_unwinding == kOutside) {
+  if (!t_has_trace_cache && !g_trace_pool_maybe_held && t_unwinding == kOutside && !t_in_cfi) {
     void* frames[4];
     libunwind_backtrace(frames, 4);  // the child's only thread then owns a trace cache
   }

@@ -14,24 +14,24 @@ import lwtest
 PYTHON = "/usr/bin/python3"
 
 
-def limited(limit_mib, cmd):
-    return ["prlimit", "--as=%d" % (limit_mib << 20), "--"] + cmd
+def limited(limit_mib, cmd, resource="as"):
+    return ["prlimit", "--%s=%d" % (resource, limit_mib << 20), "--"] + cmd
 
 
 class RlimitAs(lwtest.ShimTestCase):
-    def room(self, limit_mib, leak_mib, dumps, **shim_vars):
+    def room(self, limit_mib, leak_mib, dumps, resource="as", **shim_vars):
         """(plain room, shim room, shim peak minus plain peak, shim Run), in MiB."""
-        cmd = limited(limit_mib, [lwtest.program("as_room"), str(leak_mib), "0"])
+        cmd = limited(limit_mib, [lwtest.program("as_room"), str(leak_mib), "0"], resource)
         plain = lwtest.run_plain(cmd, timeout=120)
         self.assertEqual(plain.returncode, 0, plain.stderr)
-        r = lwtest.run_shim(limited(limit_mib, [lwtest.program("as_room"), str(leak_mib), str(dumps)]), self.dir,
-                            timeout=120, match="as_room", interval=0.1, **shim_vars)
+        r = lwtest.run_shim(limited(limit_mib, [lwtest.program("as_room"), str(leak_mib), str(dumps)], resource),
+                            self.dir, timeout=120, match="as_room", interval=0.1, **shim_vars)
         self.assertEqual(r.returncode, 0, r.stderr)
         p = re.search(rb"room_mib=(\d+) peak_kib=(\d+)", plain.stdout)
         s = re.search(rb"room_mib=(\d+) peak_kib=(\d+)", r.stdout)
         peak_delta = (int(s.group(2)) - int(p.group(2))) / 1024
-        print("\nRLIMIT_AS %d MiB %s: room %s -> %s MiB, VmPeak +%.1f MiB"
-              % (limit_mib, shim_vars or "", p.group(1).decode(), s.group(1).decode(), peak_delta))
+        print("\nRLIMIT_%s %d MiB %s: room %s -> %s MiB, VmPeak +%.1f MiB"
+              % (resource.upper(), limit_mib, shim_vars or "", p.group(1).decode(), s.group(1).decode(), peak_delta))
         return int(p.group(1)), int(s.group(1)), peak_delta, r
 
     def assertFair(self, limit_mib, plain_room, shim_room, peak_delta):
@@ -61,6 +61,14 @@ class RlimitAs(lwtest.ShimTestCase):
         self.assertFair(512, plain, shim, peak)
         self.assertEqual(r.stderr, b"")
         self.assertDumpsValid(r, at_least=2)
+
+    def test_data_limit_counts_too(self):
+        # Since Linux 4.7 private writable mappings count against
+        # RLIMIT_DATA (ulimit -d), the shim's noreserve tables included.
+        plain, shim, peak, r = self.room(256, 16, 3, resource="data", sample_bytes=65536)
+        self.assertGreaterEqual(shim, plain - 256 / 8, "the shim took more than an eighth of the data limit")
+        self.assertEqual(r.stderr, b"")
+        self.assertDumpsValid(r, at_least=3)
 
     def test_too_small_profiling_off_said_once(self):
         plain, shim, peak, r = self.room(96, 8, 0)

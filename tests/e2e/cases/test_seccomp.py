@@ -86,6 +86,13 @@ class Seccomp(lwtest.ShimTestCase):
         self.run_filtered("deny", DENY, [lwtest.program("mmap_arena"), str(2 << 20), "3"])
         self.assertArenaAccounted()
 
+    def test_mmap_arena_under_a_filter_that_kills_on_ioctl(self):
+        # Sandboxes allow a few ioctl requests, or none: the shim's
+        # residency query (the PAGEMAP_SCAN ioctl) is not made under any
+        # filter, its per-page pagemap reads are.
+        self.run_filtered("deny", DENY + ("ioctl",), [lwtest.program("mmap_arena"), str(2 << 20), "3"])
+        self.assertArenaAccounted()
+
     @unittest.skipUnless(shutil.which("node"), "node is not installed (.ci/packages.txt installs nodejs)")
     def test_node_under_a_deny_list(self):
         # JIT frames have no unwind tables: libunwind's fallback and its

@@ -1,8 +1,8 @@
 /* A host under RLIMIT_AS (ulimit -v): leaks LEAK_MIB MiB in 1 KiB blocks
  * from 64 call sites, then (when DUMPS > 0) keeps working until the shim
  * has written that many dumps into $LEAKWATCH_DIR, then measures how much
- * address space is still free for it: 1 MiB mappings until the kernel
- * refuses (all given back after).
+ * address space is still free for it: 1 MiB writable mappings (never
+ * touched) until the kernel refuses (all given back after).
  * Usage: as_room LEAK_MIB DUMPS
  * Prints "room_mib=R peak_kib=P" (P: VmPeak before the probe). */
 #include <dirent.h>
@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
   static void* held[1 << 16];
   long n = 0;
   while (n < (1 << 16)) {
-    void* p = mmap(NULL, 1 << 20, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    /* Writable and private: counted by RLIMIT_DATA as well as RLIMIT_AS. */
+    void* p = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) break;
     held[n++] = p;
   }
