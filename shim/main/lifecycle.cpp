@@ -142,6 +142,7 @@ void lifecycle_start() {
   int expected = kUninitialized;
   if (!g_state.compare_exchange_strong(expected, kInitializing)) return;
   Guard guard;
+  log_init();
   resolve_real_functions();
 
   ConfigWarnings warnings;

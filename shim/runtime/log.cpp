@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdarg>
 #include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace leakwatch::shim {
@@ -22,7 +24,30 @@ int put_unsigned(char* out, int room, unsigned long long v, int base) {
   return w;
 }
 
+// What fd 2 was when the shim started. A daemon may close stderr and open
+// a data file or accept a socket that takes descriptor 2: a line written
+// there would corrupt the program's data.
+std::atomic<bool> g_stderr_known{false};
+dev_t g_stderr_dev;
+ino_t g_stderr_ino;
+
+// May a line go to fd 2 now? Where it started, yes; where the program has
+// since put something else there, only if that is where lines belong: a
+// terminal or other character device (/dev/null), a pipe, or a file opened
+// for appending (a log). Not a socket, not a file opened for data.
+bool stderr_writable() {
+  struct stat st;
+  if (::fstat(2, &st) != 0) return false;
+  if (g_stderr_known.load(std::memory_order_acquire) && st.st_dev == g_stderr_dev && st.st_ino == g_stderr_ino)
+    return true;
+  if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) return true;
+  if (!S_ISREG(st.st_mode)) return false;
+  const int flags = ::fcntl(2, F_GETFL);
+  return flags >= 0 && (flags & O_APPEND);
+}
+
 void write_all(const char* buf, int len) {
+  if (!stderr_writable()) return;
   while (len > 0) {
     ssize_t n = ::write(2, buf, len);
     if (n <= 0) return;  // nothing sensible to do about a broken stderr
@@ -40,6 +65,14 @@ void vlog(const char* fmt, va_list ap) {
 }
 
 }  // namespace
+
+void log_init() {
+  struct stat st;
+  if (::fstat(2, &st) != 0) return;  // closed at start: only the rules above apply
+  g_stderr_dev = st.st_dev;
+  g_stderr_ino = st.st_ino;
+  g_stderr_known.store(true, std::memory_order_release);
+}
 
 int format_to(char* buf, int cap, const char* fmt, va_list ap) {
   int w = 0;

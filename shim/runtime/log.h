@@ -4,7 +4,7 @@
 // or take locks the host holds. The shim is silent unless something is
 // wrong, and then it says each kind of thing once.
 //
-// Thread-safety: any thread. Async-signal-safe (write(2) only). Never allocates.
+// Thread-safety: any thread. Async-signal-safe (write, fstat, fcntl). Never allocates.
 #pragma once
 
 namespace leakwatch::shim {
@@ -15,6 +15,10 @@ enum class Once : int {
   kDumpDirUnwritable, kDumpWriteFailed, kSampleTableFull, kStackTableFull, kInternalOom,
   kUnwindFailed, kDeepBind, kCount
 };
+
+// Remembers what fd 2 is at start-up (call first): lines go there only
+// while it is that, or a terminal, pipe or append-mode file (log.cpp).
+void log_init();
 
 // printf-like subset: %s, %d, %ld, %lu, %zu, %x, %%.
 void log_line(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
