@@ -16,10 +16,9 @@ std::atomic<std::size_t> g_budget{SIZE_MAX};
 // Takes bytes of the address-space budget into `counter`; false (nothing
 // taken) when the shim would hold more than the budget.
 bool charge(std::atomic<std::size_t>& counter, std::size_t bytes) {
-  const std::size_t before = counter.fetch_add(bytes, std::memory_order_relaxed);
-  const std::size_t other = &counter == &g_mapped ? g_files_mapped.load(std::memory_order_relaxed)
-                                                  : g_mapped.load(std::memory_order_relaxed);
-  if (before + bytes + other <= g_budget.load(std::memory_order_relaxed)) return true;
+  counter.fetch_add(bytes, std::memory_order_relaxed);
+  const std::size_t held = g_mapped.load(std::memory_order_relaxed) + g_files_mapped.load(std::memory_order_relaxed);
+  if (held <= g_budget.load(std::memory_order_relaxed)) return true;
   counter.fetch_sub(bytes, std::memory_order_relaxed);
   return false;
 }

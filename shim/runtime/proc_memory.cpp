@@ -37,6 +37,7 @@ void parse_proc_status(const char* text, ProcMemory* m) {
   m->swap = kb_field(text, "VmSwap");
   m->vm_size = kb_field(text, "VmSize");
   m->threads = kb_field(text, "Threads");
+  m->seccomp = kb_field(text, "Seccomp");
   m->ok = m->rss != 0;
 }
 
@@ -84,9 +85,8 @@ std::atomic<bool> g_scan_refused{false};
 // browser-style sandbox allows a few requests only); pread is allowed by
 // any filter that lets the shim open files at all.
 bool under_seccomp_filter() {
-  char buf[4096];
-  if (read_proc_self("status", buf, sizeof buf) <= 0) return true;
-  return kb_field(buf, "Seccomp") != 0;
+  ProcMemory self;
+  return !read_proc_memory(&self) || self.seccomp != 0;
 }
 
 }  // namespace

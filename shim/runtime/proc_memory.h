@@ -20,6 +20,7 @@ struct ProcMemory {
   uint64_t swap = 0;       // VmSwap
   uint64_t vm_size = 0;    // VmSize: address space
   uint64_t threads = 0;
+  uint64_t seccomp = 0;    // Seccomp: 0 none, 1 strict, 2 filter
 };
 
 // Parses /proc/self/status (about 1.5 KiB of text).
