@@ -2,6 +2,7 @@
 
 #include "shim/runtime/internal_alloc.h"
 #include "shim/runtime/log.h"
+#include "shim/runtime/own_fds.h"
 
 #include <algorithm>
 #include <cstring>
@@ -100,7 +101,7 @@ SymbolResolver::File* SymbolResolver::load(const ModuleInfo& mod) {
 }
 
 bool SymbolResolver::index_path(File* f, const char* path, const char* build_id) {
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  int fd = own_open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   struct stat st;
   // Kept mapped for the process's life: charged to the shim's address-space
@@ -119,7 +120,7 @@ bool SymbolResolver::index_path(File* f, const char* path, const char* build_id)
     }
     if (!f->map) uncharge_address_space(static_cast<std::size_t>(st.st_size));
   }
-  ::close(fd);
+  own_close(fd);
   return f->usable;
 }
 

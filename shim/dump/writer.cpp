@@ -16,16 +16,17 @@
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/no_cancel.h"
+#include "shim/runtime/own_fds.h"
 #include "shim/runtime/own_stack.h"
 #include "shim/runtime/spinlock.h"
 
 namespace leakwatch::shim {
 
 namespace {
-int sys_open(const char* p, int f, mode_t m) { return ::open(p, f, m); }
+int sys_open(const char* p, int f, mode_t m) { return own_open(p, f, m); }
 }  // namespace
 
-FileOps g_file_ops = {sys_open, ::write, ::close, ::rename, ::unlink, ::mkdir};
+FileOps g_file_ops = {sys_open, ::write, own_close, ::rename, ::unlink, ::mkdir};
 
 namespace {
 

@@ -33,6 +33,7 @@
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/internal_alloc.h"
 #include "shim/runtime/log.h"
+#include "shim/runtime/own_fds.h"
 #include "shim/runtime/proc_memory.h"
 #include "shim/stack/capture.h"
 
@@ -47,14 +48,19 @@ const char* base_name(const char* path) {
 void before_fork() {
   ++t_state.guard;
   capture_fork_prepare();  // no thread inside the unwinder at the instant of fork
+  // After: a thread in the unwinder may be opening a file, and that open
+  // would wait for this fork.
+  own_fds_before_fork();
 }
 
 void after_fork_parent() {
   capture_fork_parent();
+  own_fds_after_fork_parent();
   --t_state.guard;
 }
 
 void after_fork_child() {
+  own_fds_after_fork_child();
   capture_fork_child();
   g_stacks.after_fork_child();
   g_samples.after_fork_child();

@@ -10,6 +10,7 @@
 
 #include "shim/runtime/clock.h"
 #include "shim/runtime/log.h"
+#include "shim/runtime/own_fds.h"
 
 namespace leakwatch::shim {
 
@@ -68,10 +69,10 @@ uint64_t ns_inode(const char* path) {
 int open_proc_self(const char* name) {
   char path[128];
   format(path, sizeof path, "/proc/thread-self/%s", name);
-  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  int fd = own_open(path, O_RDONLY | O_CLOEXEC);
   if (fd >= 0 || errno != ENOENT) return fd;
   format(path, sizeof path, "/proc/self/%s", name);
-  return ::open(path, O_RDONLY | O_CLOEXEC);
+  return own_open(path, O_RDONLY | O_CLOEXEC);
 }
 
 namespace {
@@ -87,13 +88,13 @@ long read_fd(int fd, char* buf, long cap) {
     if (n == 0) break;
     total += n;
   }
-  ::close(fd);
+  own_close(fd);
   buf[total] = '\0';
   return total;
 }
 }  // namespace
 
-long read_small_file(const char* path, char* buf, long cap) { return read_fd(::open(path, O_RDONLY | O_CLOEXEC), buf, cap); }
+long read_small_file(const char* path, char* buf, long cap) { return read_fd(own_open(path, O_RDONLY | O_CLOEXEC), buf, cap); }
 long read_proc_self(const char* name, char* buf, long cap) { return read_fd(open_proc_self(name), buf, cap); }
 
 void find_container_id(const char* cgroup, const char* mountinfo, char* out, int cap) {

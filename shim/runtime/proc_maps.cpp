@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "shim/runtime/identity.h"
+#include "shim/runtime/own_fds.h"
 #include "shim/runtime/safe_read.h"
 
 namespace leakwatch::shim {
@@ -76,7 +77,7 @@ long read_mappings(char* buf, std::size_t cap, MappingFn fn, void* ctx) {
     std::memmove(buf, nl + 1, have - used);
     have -= used;
   }
-  ::close(fd);
+  own_close(fd);
   return lines;
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "shim/runtime/identity.h"
+#include "shim/runtime/own_fds.h"
 
 namespace leakwatch::shim {
 namespace {
@@ -96,7 +97,7 @@ ResidentPages::ResidentPages()
       scan_(fd_ >= 0 && !g_scan_refused.load(std::memory_order_relaxed) && !under_seccomp_filter()) {}
 
 ResidentPages::~ResidentPages() {
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) own_close(fd_);
 }
 
 bool ResidentPages::scan_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries,

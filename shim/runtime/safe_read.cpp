@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "shim/runtime/identity.h"
+#include "shim/runtime/own_fds.h"
 
 namespace leakwatch::shim {
 namespace {
@@ -19,7 +20,7 @@ void release(int* slot) {
   const int fd = *slot;
   *slot = -1;
   asm volatile("" ::: "memory");
-  if (fd >= 0) ::close(fd);
+  if (fd >= 0) own_close(fd);
 }
 }  // namespace
 
@@ -37,13 +38,13 @@ bool readable(uintptr_t addr) {
   int fds[2] = {t_probe[0], t_probe[1]};
   const bool scoped = t_scopes > 0;
   if (fds[1] < 0) {
-    // Through syscall(): the shim's pipe2 hook refuses libunwind's own pipe.
-    if (::syscall(SYS_pipe2, fds, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+    // own_pipe goes through syscall(): the shim's pipe2 hook refuses libunwind's own pipe.
+    if (own_pipe(fds, O_CLOEXEC | O_NONBLOCK) != 0) return false;
     if (scoped && t_probe[1] < 0) {
       t_probe[0] = fds[0];
       t_probe[1] = fds[1];
     } else if (scoped) {  // a signal handler on this thread made one meanwhile
-      ::close(fds[0]), ::close(fds[1]);
+      own_close(fds[0]), own_close(fds[1]);
       fds[0] = t_probe[0], fds[1] = t_probe[1];
     }
   }
@@ -55,7 +56,7 @@ bool readable(uintptr_t addr) {
     while (::read(fds[0], sink, sizeof sink) > 0) {
     }  // full: drain, then again
   }
-  if (!scoped || fds[1] != t_probe[1]) ::close(fds[0]), ::close(fds[1]);
+  if (!scoped || fds[1] != t_probe[1]) own_close(fds[0]), own_close(fds[1]);
   return r == 1;
 }
 
@@ -69,7 +70,7 @@ bool safe_read(uintptr_t addr, void* out, std::size_t n) {
     if (scoped) {
       // A signal handler on this thread may have opened one meanwhile.
       if (t_scope_fd < 0) t_scope_fd = fd;
-      else ::close(fd), fd = t_scope_fd;
+      else own_close(fd), fd = t_scope_fd;
     }
   }
   std::size_t got = 0;
@@ -79,7 +80,7 @@ bool safe_read(uintptr_t addr, void* out, std::size_t n) {
     if (r <= 0) break;  // EIO: not mapped
     got += static_cast<std::size_t>(r);
   }
-  if (!scoped) ::close(fd);
+  if (!scoped) own_close(fd);
   return got == n;
 }
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <pthread.h>
 #include <sched.h>
 
 #include "shim/runtime/clock.h"
@@ -37,6 +38,14 @@ std::atomic<uint64_t> g_changes{1};  // dlopen/dlclose calls; the snapshot is bu
 std::atomic<uint64_t> g_built_for{0};
 std::atomic<uint64_t> g_last_miss_rebuild{0};
 
+// What a rebuild has mapped and not yet published or given back, and whose
+// rebuild it is: a fork child gives them back for a builder it did not
+// inherit (only one thread builds at a time).
+std::atomic<uintptr_t> g_builder{0};
+std::atomic<void*> g_pending_snap{nullptr};
+std::atomic<void*> g_pending_scratch{nullptr};
+std::atomic<void*> g_pending_old{nullptr};
+
 void add(const MappedObject& o, void* arg) {
   auto* s = static_cast<Snapshot*>(arg);
   if (s->count >= kMaxObjects) return;
@@ -58,11 +67,15 @@ void add(const MappedObject& o, void* arg) {
 
 Snapshot* build() {
   auto* s = static_cast<Snapshot*>(map_pages(sizeof(Snapshot), /*noreserve=*/true));
+  g_pending_snap.store(s, std::memory_order_seq_cst);
   auto* scratch = static_cast<char*>(map_pages(kObjectScratch));
+  g_pending_scratch.store(scratch, std::memory_order_seq_cst);
   // A live process has objects: an empty walk is a failed read, never the truth.
   bool ok = s && scratch && for_each_object(scratch, add, nullptr, s) && s->count > 0;
+  g_pending_scratch.store(nullptr, std::memory_order_seq_cst);
   unmap_pages(scratch, kObjectScratch);
   if (!ok) {
+    g_pending_snap.store(nullptr, std::memory_order_seq_cst);
     unmap_pages(s, sizeof(Snapshot));
     return nullptr;
   }
@@ -93,6 +106,7 @@ void rebuild(uint64_t for_changes) {
   int expected = 0;
   if (!g_building.compare_exchange_strong(expected, 1, std::memory_order_acquire)) return;
   NoCancel no_cancel;  // build() reads /proc: a cancel there would leave g_building set for good
+  g_builder.store(static_cast<uintptr_t>(pthread_self()), std::memory_order_seq_cst);
   Snapshot* fresh = build();
   if (fresh) {
     g_writer.store(1, std::memory_order_seq_cst);
@@ -105,12 +119,19 @@ void rebuild(uint64_t for_changes) {
       }
     Snapshot* old = nullptr;
     if (drained) {
-      old = g_snap.exchange(fresh, std::memory_order_acq_rel);
+      g_pending_old.store(g_snap.load(std::memory_order_acquire), std::memory_order_seq_cst);
+      old = g_snap.exchange(fresh, std::memory_order_seq_cst);
+      g_pending_snap.store(nullptr, std::memory_order_seq_cst);
       g_built_for.store(for_changes, std::memory_order_release);
     }
     g_writer.store(0, std::memory_order_release);
+    // Forgotten before they go: a child must never unmap an address the
+    // host may have been given since.
+    g_pending_snap.store(nullptr, std::memory_order_seq_cst);
+    g_pending_old.store(nullptr, std::memory_order_seq_cst);
     unmap_pages(drained ? old : fresh, sizeof(Snapshot));
   }
+  g_builder.store(0, std::memory_order_seq_cst);
   g_building.store(0, std::memory_order_release);
 }
 
@@ -151,6 +172,16 @@ void loaded_objects_changed() { g_changes.fetch_add(1, std::memory_order_acq_rel
 uint64_t loaded_objects_generation() { return g_changes.load(std::memory_order_acquire); }
 
 void loaded_objects_after_fork_child() {
+  // A rebuild on a thread this child did not inherit: give back what it
+  // held (never the published snapshot, which the child goes on using).
+  if (g_building.load(std::memory_order_relaxed) &&
+      g_builder.load(std::memory_order_relaxed) != static_cast<uintptr_t>(pthread_self())) {
+    void* current = g_snap.load(std::memory_order_relaxed);
+    if (void* p = g_pending_scratch.exchange(nullptr); p) unmap_pages(p, kObjectScratch);
+    for (std::atomic<void*>* a : {&g_pending_snap, &g_pending_old})
+      if (void* p = a->exchange(nullptr); p && p != current) unmap_pages(p, sizeof(Snapshot));
+    g_builder.store(0, std::memory_order_relaxed);
+  }
   g_readers.store(0, std::memory_order_relaxed);
   g_writer.store(0, std::memory_order_relaxed);
   g_building.store(0, std::memory_order_relaxed);

@@ -82,6 +82,18 @@ class Fork(lwtest.ShimTestCase):
         self.assertEqual(len(sites), 1)
         self.assertEqual(sites[0]["processes"], n)
 
+    def test_fork_children_keep_no_shim_descriptors(self):
+        # Children forked while another thread had a /proc file or a dump
+        # open used to keep that descriptor for life (programs/fork_fds.c).
+        plugin = lwtest.build_shared(lwtest.program_source("libs/soak_plugin.c"), os.path.join(self.tmp, "plugin.so"))
+        forks = 300
+        r = lwtest.run_shim([lwtest.program("fork_fds"), str(forks), plugin], self.dir, timeout=300, sample_bytes=1,
+                            interval=0.05)
+        self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode()[-2000:])
+        self.assertIn(b"forks %d leaked 0\n" % forks, r.stdout, r.stdout.decode()[-3000:])
+        self.assertEqual(r.stderr, b"")
+        self.assertDumpsValid(r, at_least=2)
+
 
 if __name__ == "__main__":
     unittest.main()

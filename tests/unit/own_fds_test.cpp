@@ -1,0 +1,76 @@
+// The shim's descriptor registry (shim/runtime/own_fds.h): a fork child
+// closes the descriptors other threads held at the fork, keeps the forking
+// thread's own, and never touches one the shim has given back.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+
+#include "shim/runtime/own_fds.h"
+
+using namespace leakwatch::shim;
+
+namespace {
+bool is_open(int fd) { return fcntl(fd, F_GETFD) != -1; }
+
+// Forks; the child runs the registry's fork handler, then reports
+// (through its exit status) bit 0: `mine` still open, bit 1: `theirs`
+// still open, bit 2: `host` still open; bits 3+: how many it closed.
+int fork_and_look(int mine, int theirs, int host) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int closed = own_fds_after_fork_child();
+    _exit((is_open(mine) ? 1 : 0) | (theirs >= 0 && is_open(theirs) ? 2 : 0) | (is_open(host) ? 4 : 0) |
+          (closed << 3));
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+}  // namespace
+
+TEST_CASE("a fork child closes other threads' descriptors and keeps its own") {
+  const int mine = own_open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  const int host = open("/proc/self/status", O_RDONLY | O_CLOEXEC);  // not the shim's
+  REQUIRE(mine >= 0);
+  REQUIRE(host >= 0);
+  std::atomic<int> theirs{-1};
+  std::atomic<bool> release{false};
+  int pipe_fds[2] = {-1, -1};
+  std::thread t([&] {
+    int p[2];
+    if (own_pipe(p, O_CLOEXEC) == 0) pipe_fds[0] = p[0], pipe_fds[1] = p[1];
+    theirs.store(own_open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
+    while (!release.load()) std::this_thread::yield();
+    own_close(theirs.load());
+    own_close(pipe_fds[0]);
+    own_close(pipe_fds[1]);
+  });
+  while (theirs.load() == -1) std::this_thread::yield();
+  REQUIRE(theirs.load() >= 0);
+  REQUIRE(pipe_fds[1] >= 0);
+
+  const int seen = fork_and_look(mine, theirs.load(), host);
+  CHECK((seen & 1) == 1);  // this thread's own: kept
+  CHECK((seen & 2) == 0);  // the other thread's: closed
+  CHECK((seen & 4) == 4);  // the host's: untouched
+  CHECK((seen >> 3) == 3);  // the file and both ends of the pipe
+
+  release.store(true);
+  t.join();
+  // Given back by their thread: a child now finds nothing to close, even
+  // where the host has since reused the numbers.
+  const int reused = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  REQUIRE(reused >= 0);
+  const int after = fork_and_look(mine, reused, host);
+  CHECK((after & 2) == 2);
+  CHECK((after >> 3) == 0);
+  close(reused);
+  close(host);
+  own_close(mine);
+}
