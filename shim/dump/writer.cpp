@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "shim/dump/dir_budget.h"
 #include "shim/dump/encoder.h"
 #include "shim/dump/retention.h"
 #include "shim/runtime/clock.h"
@@ -35,6 +36,7 @@ __thread bool t_dumping __attribute__((tls_model("initial-exec")));  // this thr
 uint64_t g_seq = 0;
 bool g_final_written = false;
 bool g_dir_failing = false;
+uint64_t g_dir_rng = 0;  // when to look at the whole directory (dump/dir_budget.h)
 Retention g_retention;
 std::atomic<uint64_t> g_max_rss{0};  // the highest resident size a kept dump recorded
 
@@ -150,6 +152,21 @@ uint8_t pin_of(DumpReason r, uint64_t rss) {
   return pin;
 }
 
+// The directory as a whole (dump/dir_budget.h); this process's names
+// start "exe.pid.instance.".
+void trim_directory(uint64_t bytes, Arena* scratch) {
+  char path[kMaxPath + 128];
+  file_name(path, sizeof path, 0, false);
+  char* base = std::strrchr(path, '/');
+  base = base ? base + 1 : path;
+  std::size_t n = std::strlen(base);
+  const std::size_t tail = 6 + std::strlen(format::kFileSuffix);  // "000000.lwdump"
+  if (n <= tail) return;
+  base[n - tail] = '\0';
+  if (!g_dir_rng) g_dir_rng = g_identity.instance | 1;
+  dir_budget_after_write(g_config.dir, base, bytes, g_config.dir_max_bytes, &g_dir_rng, scratch);
+}
+
 struct DumpJob {
   DumpReason reason;
   bool ok;
@@ -179,6 +196,7 @@ void write_dump(void* arg) {
         uint8_t pin = pin_of(job->reason, facts.memory.rss);
         g_retention.add(KeptDump{facts.seq, facts.mono_ns - g_identity.start_mono_ns, file.size(), pin}, remove_dump,
                         nullptr);
+        trim_directory(file.size(), &scratch);
       }
     } else {
       log_once(Once::kInternalOom, "out of memory while building a dump; skipping it");
@@ -242,6 +260,7 @@ void writer_after_fork_child() {
   g_retention.clear();
   g_final_written = false;
   g_dir_failing = false;
+  g_dir_rng = 0;
 }
 
 }  // namespace leakwatch::shim

@@ -87,7 +87,7 @@ TEST_CASE("config: reads exactly the variables of config_table.def (and TMPDIR)"
 #define LW_VAR(field, name, kind, def, lo, hi, default_text, help) table.insert(name);
 #include "shim/dump/config_table.def"
 #undef LW_VAR
-  REQUIRE(table.size() == 9);
+  REQUIRE(table.size() == 10);
   Parsed p = parse({});
   std::set<std::string> queried(g_queried.begin(), g_queried.end());
   std::set<std::string> expected = table;
