@@ -6,22 +6,25 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "shim/dump/format.h"
 #include "shim/runtime/clock.h"
 #include "shim/runtime/own_fds.h"
+#include "shim/runtime/proc_memory.h"
 
 namespace leakwatch::shim {
 namespace {
 
 constexpr const char kTmpSuffix[] = ".tmp";
 constexpr uint64_t kScanShare = 64;       // a scan per budget/64 bytes written, on average
-// Files held per scan (~4 MiB of the scan's arena, names included): a
-// larger directory is trimmed among the first kMaxFiles it lists (in hash
-// order on most file systems, so a sample), counting all of them.
-constexpr std::size_t kMaxFiles = 1 << 16;
+// Files held per scan (~3 MiB of the scan's arena, names and groups
+// included): a larger directory is trimmed among the first kMaxFiles it
+// lists (in hash order on most file systems, so a sample), the others
+// counted at the average size of those.
+constexpr std::size_t kMaxFiles = 1 << 14;
 
 struct Group {
   uint64_t owner;
@@ -29,6 +32,7 @@ struct Group {
   uint64_t bytes;
   std::size_t first, count;
   bool own;
+  bool ended;
 };
 
 bool ends_with(const char* s, std::size_t n, const char* suffix) {
@@ -42,19 +46,45 @@ uint64_t hash_bytes(const char* s, std::size_t n) {
   return h;
 }
 
-// The length of "exe.pid.instance." in a dump's name without its suffix
-// ("exe.pid.instance.seq"); 0 when the name is not one of ours.
-std::size_t owner_length(const char* s, std::size_t n) {
-  std::size_t i = n;
-  while (i > 0 && s[i - 1] >= '0' && s[i - 1] <= '9') --i;
-  if (i == n || i == 0 || s[i - 1] != '.') return 0;
-  return i;
+bool digit(char c) { return c >= '0' && c <= '9'; }
+bool hex_digit(char c) { return digit(c) || (c >= 'a' && c <= 'f'); }
+
+// A dump's name without its suffix is exactly "exe.pid.instance.seq" as
+// dump/writer.cpp makes it: exe of [A-Za-z0-9_-] (1 to 64), a decimal pid,
+// 16 lowercase hex digits, 6 decimal digits. Returns the length of
+// "exe.pid.instance." and the pid; 0 for any other name (a user's copy, a
+// file of another tool).
+std::size_t owner_length(const char* s, std::size_t n, long* pid) {
+  constexpr std::size_t kSeq = 6, kInstance = 16;
+  if (n < 1 + 1 + 1 + 1 + kInstance + 1 + kSeq) return 0;
+  std::size_t i = n - kSeq;
+  for (std::size_t k = i; k < n; ++k)
+    if (!digit(s[k])) return 0;
+  if (s[--i] != '.') return 0;
+  const std::size_t owner = i + 1;
+  i -= kInstance;
+  for (std::size_t k = i; k < i + kInstance; ++k)
+    if (!hex_digit(s[k])) return 0;
+  if (i == 0 || s[--i] != '.') return 0;
+  std::size_t pid_end = i;
+  while (i > 0 && digit(s[i - 1])) --i;
+  if (i == pid_end || pid_end - i > 10 || i < 2 || s[i - 1] != '.') return 0;
+  long p = 0;
+  for (std::size_t k = i; k < pid_end; ++k) p = p * 10 + (s[k] - '0');
+  const std::size_t exe = i - 1;
+  if (exe == 0 || exe > 64) return 0;
+  for (std::size_t k = 0; k < exe; ++k) {
+    char c = s[k];
+    if (!(digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return 0;
+  }
+  *pid = p;
+  return owner;
 }
 
 struct Scan {
   DirFile* files = nullptr;
   std::size_t n = 0, cap = 0;
-  uint64_t unheld_bytes = 0;  // of the files beyond kMaxFiles
+  std::size_t unheld = 0;  // dump names beyond kMaxFiles
 };
 
 bool push(Scan* s, const DirFile& f, Arena* scratch) {
@@ -89,20 +119,22 @@ void scan(int dfd, const char* own_prefix, Scan* s, Arena* scratch) {
       std::size_t stem = len - (tmp ? sizeof kTmpSuffix - 1 : 0);
       if (!ends_with(name, stem, format::kFileSuffix)) continue;
       stem -= std::strlen(format::kFileSuffix);
+      if (!tmp && name[0] == '.') continue;
+      if (tmp && stem == 0) continue;
       const char* base = tmp ? name + 1 : name;
       if (tmp) --stem;
-      if (!tmp && name[0] == '.') continue;
-      std::size_t olen = owner_length(base, stem);
+      long pid = 0;
+      std::size_t olen = owner_length(base, stem, &pid);
       if (!olen) continue;
+      if (s->n >= kMaxFiles) {  // counted, not held: at the average size of those held
+        ++s->unheld;
+        continue;
+      }
       struct stat st;
       if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
       const uint64_t bytes = static_cast<uint64_t>(st.st_blocks) * 512 > static_cast<uint64_t>(st.st_size)
                                  ? static_cast<uint64_t>(st.st_blocks) * 512
                                  : static_cast<uint64_t>(st.st_size);
-      if (s->n >= kMaxFiles) {
-        s->unheld_bytes += bytes;
-        continue;
-      }
       auto* copy = static_cast<char*>(scratch->alloc(len + 1, 1));
       if (!copy) return;
       std::memcpy(copy, name, len + 1);
@@ -113,6 +145,10 @@ void scan(int dfd, const char* own_prefix, Scan* s, Arena* scratch) {
       f.name = copy;
       f.own = olen == own_len && std::memcmp(base, own_prefix, olen) == 0;
       f.stale_tmp = tmp && !f.own && now - f.mtime_ns > kStaleTmpNs;
+      // kill(pid, 0) says whether the pid is in use here (ESRCH: not). A
+      // dump from another pid namespace (a shared volume) may name a pid
+      // that happens to be in use: that only puts it later in the order.
+      f.ended = !f.own && pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
       f.tmp = tmp;
       if (!push(s, f, scratch)) return;
     }
@@ -133,17 +169,22 @@ uint64_t choose_evictions(DirFile* files, std::size_t n, uint64_t keep_bytes, Ar
   if (!groups) return remaining;
   std::size_t ng = 0;
   for (std::size_t i = 0; i < n;) {
-    Group g{files[i].owner, 0, 0, i, 0, false};
+    Group g{files[i].owner, 0, 0, i, 0, false, true};
     for (; i < n && files[i].owner == g.owner; ++i, ++g.count) {
       const DirFile& f = files[i];
       g.own |= f.own;
+      g.ended &= f.ended;
       if (f.evict) continue;
       g.newest_ns = std::max(g.newest_ns, f.mtime_ns);
       if (!f.tmp) g.bytes += f.bytes;
     }
     groups[ng++] = g;
   }
-  std::sort(groups, groups + ng, [](const Group& a, const Group& b) { return a.newest_ns < b.newest_ns; });
+  // Processes that have ended go first, then the live ones; each least
+  // recently written first.
+  std::sort(groups, groups + ng, [](const Group& a, const Group& b) {
+    return a.ended != b.ended ? a.ended : a.newest_ns < b.newest_ns;
+  });
   for (std::size_t k = 0; k < ng && remaining > keep_bytes; ++k) {
     const Group& g = groups[k];
     if (g.own) continue;
@@ -160,13 +201,15 @@ int dir_budget_trim(const char* dir, const char* own_prefix, uint64_t budget, Ar
   if (dfd < 0) return 0;
   Scan s;
   scan(dfd, own_prefix, &s, scratch);
-  uint64_t total = s.unheld_bytes;
+  uint64_t held = 0;
   bool stale = false;
-  for (std::size_t i = 0; i < s.n; ++i) total += s.files[i].bytes, stale |= s.files[i].stale_tmp;
+  for (std::size_t i = 0; i < s.n; ++i) held += s.files[i].bytes, stale |= s.files[i].stale_tmp;
+  const uint64_t unheld_bytes = s.n ? held / s.n * s.unheld : 0;
+  const uint64_t total = held + unheld_bytes;
   int removed = 0;
   if (total > budget || stale) {
     const uint64_t target = budget - budget / 8;
-    const uint64_t keep = total <= budget ? total : target > s.unheld_bytes ? target - s.unheld_bytes : 0;
+    const uint64_t keep = total <= budget ? total : target > unheld_bytes ? target - unheld_bytes : 0;
     choose_evictions(s.files, s.n, keep, scratch);
     for (std::size_t i = 0; i < s.n; ++i)
       if (s.files[i].evict && unlinkat(dfd, s.files[i].name, 0) == 0) ++removed;
@@ -182,6 +225,8 @@ int dir_budget_after_write(const char* dir, const char* own_prefix, uint64_t byt
   const uint64_t on_disk = (bytes + 4095) & ~uint64_t{4095};  // what a file takes: whole blocks
   *rng ^= *rng << 13, *rng ^= *rng >> 7, *rng ^= *rng << 17;  // xorshift64
   if (*rng % mean >= on_disk) return 0;
+  ProcMemory self;
+  if (!read_proc_memory(&self) || self.seccomp != 0) return 0;
   return dir_budget_trim(dir, own_prefix, budget, scratch);
 }
 

@@ -10,15 +10,18 @@
 //
 // After writing a dump, a process sometimes looks at the whole directory:
 // with probability proportional to the bytes it has written (on average
-// once per budget/64 bytes, counted in whole 4 KiB blocks, so scans cost in
-// proportion to what is written and a one-dump process rarely scans; the
-// directory overshoots the budget by more than k/64 of it with probability
-// about e^-(k+8)). When the directory holds more
-// than the budget, the dumps of the processes that wrote least recently go
-// first, a process's files all together, until it holds at most 7/8 of it.
-// A live process writes every interval, so it goes last; the scanning
-// process's own files are never touched (retention manages them). Temp
-// files older than ten minutes are left by a killed writer: removed.
+// once per budget/64 bytes, counted in whole 4 KiB blocks), so scans cost
+// in proportion to what is written and a one-dump process rarely scans;
+// the directory overshoots the budget by more than k/64 of it with
+// probability about e^-(k+8). When the directory holds more than the
+// budget, the dumps of processes that have ended go first, then those of
+// live ones (an idle service writes nothing for a while), each least
+// recently written first, a process's files all together, until it holds
+// at most 7/8 of it. The scanning process's own files are never touched
+// (retention manages them), nor is a file whose name is not exactly a
+// dump's. Temp files older than ten minutes were left by a killed writer:
+// removed. Not under a seccomp filter (getdents64 and unlinkat are in
+// common allowlists, but a stricter one could kill the host for them).
 //
 // Thread-safety: writer only (under the dump lock). Never calls malloc
 // (the scan's memory comes from the caller's arena).
@@ -39,14 +42,15 @@ struct DirFile {
   bool own;           // written by this process
   bool tmp;           // a temp file (a dump being written, or left by a killed writer)
   bool stale_tmp;     // a temp file older than kStaleTmpNs
+  bool ended;         // its process is known to have ended (its pid is not in use)
   bool evict;         // out: remove it
 };
 
 constexpr int64_t kStaleTmpNs = 600ll * 1000000000ll;
 
 // Marks the files to remove so that the rest fit in `keep_bytes`: stale
-// temp files, then the dumps of whole processes, least recently written
-// first; never `own` files, never a temp file still being written.
+// temp files, then the dumps of whole processes, ended ones first, each
+// least recently written first; never `own` files, never a temp file still being written.
 // Reorders files. Returns the bytes that remain.
 uint64_t choose_evictions(DirFile* files, std::size_t n, uint64_t keep_bytes, Arena* scratch);
 

@@ -1,5 +1,6 @@
 #include "shim/dump/writer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -225,7 +226,10 @@ bool acquire_dump_lock(DumpReason reason) {
 
 bool writer_init() {
   uint64_t width = static_cast<uint64_t>(g_config.interval_s * 1e9);
-  if (g_retention.init(g_config.max_dumps, g_config.max_bytes, width) && payload_init() && own_stack_init()) return true;
+  // A process keeps at most half the directory's budget itself: the rest
+  // is for the others (dump/dir_budget.h).
+  const uint64_t own_bytes = std::min<uint64_t>(g_config.max_bytes, g_config.dir_max_bytes / 2);
+  if (g_retention.init(g_config.max_dumps, own_bytes, width) && payload_init() && own_stack_init()) return true;
   payload_release();
   g_retention.release();
   return false;

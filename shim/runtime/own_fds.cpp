@@ -2,12 +2,14 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shim/runtime/clock.h"
@@ -15,64 +17,75 @@
 namespace leakwatch::shim {
 namespace {
 
-// fork() copies the descriptor table and the memory at two different
-// moments while the other threads run on, and a thread reading a /proc
-// file is often the one the memory copy waits for (both need the mmap
-// lock). So a child may see a descriptor in its table whose slot the
-// parent had already given back. A close during a fork therefore leaves
-// the slot as a tombstone until the fork is over, and the child closes
-// those too. A slot also holds what its descriptor is (device, inode): the
-// child closes a number only while it still is that file, never one the
-// host has taken since.
-//
-// The other way round, a descriptor opened before the table is copied and
-// registered after the memory is: opens and forks keep apart. An open
-// waits while a fork is being prepared or made (a few ms; never more than
-// kOpenWaitNs), and a fork waits for the opens in flight to be registered
-// (never more than kForkWaitNs), not counting the forking thread's own (a
-// signal handler may fork from inside one).
-enum State : int { kFree, kClaimed, kLive, kTomb };
+// fork() copies the descriptor table and the memory at different moments
+// while the other threads run on (and a thread reading a /proc file is
+// often the one the memory copy waits for: both need the mmap lock). Two
+// rules keep the child's view of the registry true to its table:
+// - A close while a fork is under way is deferred to the fork's end (the
+//   parent's handler makes it; the child's closes its copy): the number
+//   stays the shim's, so the host cannot be given it in between.
+// - An open waits while a fork is under way, and a fork waits for the
+//   opens in flight to be registered (both bounded; the forking thread's
+//   own opens are not waited for: a signal handler may fork from inside
+//   one). A descriptor that slips through stays open in the child, as
+//   before; the child never closes one that is not the shim's, and checks
+//   each is still the file the shim opened (device, inode) before it does.
+enum State : int { kFree, kClaimed, kLive, kClosing, kDeferred };
 
 struct Slot {
   std::atomic<int> state{kFree};
-  uintptr_t owner = 0;
-  int fd = -1;
-  dev_t dev = 0;
-  ino_t ino = 0;
+  std::atomic<uintptr_t> owner{0};
+  std::atomic<int> fd{-1};
+  std::atomic<dev_t> dev{0};
+  std::atomic<ino_t> ino{0};
 };
 Slot g_slots[kOwnFdSlots];
-std::atomic<int> g_forks{0};    // forks between their prepare and parent handlers
+std::atomic<int> g_forks{0};    // forks between their prepare and parent handlers (a futex word)
 std::atomic<int> g_opening{0};  // opens between the call and their registration
 __thread int t_opening __attribute__((tls_model("initial-exec")));
 __thread bool t_forking __attribute__((tls_model("initial-exec")));  // between this thread's fork handlers
-constexpr uint64_t kOpenWaitNs = 200ull * 1000000ull;
-constexpr uint64_t kForkWaitNs = 50ull * 1000000ull;
+// An open waits at most this long for a fork to end (the thread may be in
+// a dump or a rebuild; page faults wait for the fork's memory copy anyway);
+// a fork at most kForkWaitNs for opens to be registered (a few
+// microseconds each, unless the thread is descheduled).
+constexpr uint64_t kOpenWaitNs = 20ull * 1000000ull;
+constexpr uint64_t kForkWaitNs = 20ull * 1000000ull;
 
-// Counts an open in flight, once no fork is under way (or waiting has gone
-// on too long: then a child may keep this one, as before).
+uintptr_t self() { return static_cast<uintptr_t>(pthread_self()); }
+
+void futex_wait(std::atomic<int>* word, int seen, uint64_t ns) {
+  struct timespec ts = {static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
+  syscall(SYS_futex, reinterpret_cast<int*>(word), FUTEX_WAIT_PRIVATE, seen, &ts, nullptr, 0);
+}
+
+// Counts an open in flight, once no fork is under way (or after
+// kOpenWaitNs: then a child may keep this one, as before).
 class OpenInFlight {
  public:
   OpenInFlight() {
-    uint64_t deadline = 0;
+    ++t_opening;  // first: a fork from a signal handler here must not wait for this thread
+    const uint64_t deadline = mono_ns() + kOpenWaitNs;
     for (;;) {
-      g_opening.fetch_add(1, std::memory_order_seq_cst);
-      if (g_forks.load(std::memory_order_seq_cst) == 0 || t_forking) break;
-      if (deadline == 0) deadline = mono_ns() + kOpenWaitNs;
-      else if (mono_ns() >= deadline) break;
-      g_opening.fetch_sub(1, std::memory_order_seq_cst);
-      sched_yield();
+      const int forks = g_forks.load(std::memory_order_seq_cst);
+      if (forks == 0 || t_forking) {
+        g_opening.fetch_add(1, std::memory_order_seq_cst);
+        if (g_forks.load(std::memory_order_seq_cst) == 0 || t_forking) return;
+        g_opening.fetch_sub(1, std::memory_order_seq_cst);
+        continue;
+      }
+      const uint64_t now = mono_ns();
+      if (now >= deadline) break;
+      futex_wait(&g_forks, forks, deadline - now);
     }
-    ++t_opening;
+    g_opening.fetch_add(1, std::memory_order_seq_cst);
   }
   ~OpenInFlight() {
-    --t_opening;
     g_opening.fetch_sub(1, std::memory_order_seq_cst);
+    --t_opening;
   }
   OpenInFlight(const OpenInFlight&) = delete;
   OpenInFlight& operator=(const OpenInFlight&) = delete;
 };
-
-uintptr_t self() { return static_cast<uintptr_t>(pthread_self()); }
 
 void track(int fd) {
   struct stat st;
@@ -80,24 +93,40 @@ void track(int fd) {
   for (Slot& s : g_slots) {
     int expected = kFree;
     if (s.state.load(std::memory_order_relaxed) == kFree && s.state.compare_exchange_strong(expected, kClaimed)) {
-      s.owner = self();
-      s.fd = fd;
-      s.dev = st.st_dev;
-      s.ino = st.st_ino;
+      s.owner.store(self(), std::memory_order_relaxed);
+      s.fd.store(fd, std::memory_order_relaxed);
+      s.dev.store(st.st_dev, std::memory_order_relaxed);
+      s.ino.store(st.st_ino, std::memory_order_relaxed);
       s.state.store(kLive, std::memory_order_seq_cst);
       return;
     }
   }
 }
 
-void untrack(int fd) {
+Slot* find(int fd) {
   const uintptr_t me = self();
-  for (Slot& s : g_slots) {
-    if (s.state.load(std::memory_order_acquire) == kLive && s.fd == fd && s.owner == me) {
-      s.state.store(g_forks.load(std::memory_order_seq_cst) ? kTomb : kFree, std::memory_order_seq_cst);
-      return;
-    }
-  }
+  for (Slot& s : g_slots)
+    if (s.state.load(std::memory_order_acquire) == kLive && s.fd.load(std::memory_order_relaxed) == fd &&
+        s.owner.load(std::memory_order_relaxed) == me)
+      return &s;
+  return nullptr;
+}
+
+bool still_ours(const Slot& s) {
+  struct stat st;
+  return ::fstat(s.fd.load(std::memory_order_relaxed), &st) == 0 && st.st_dev == s.dev.load(std::memory_order_relaxed) &&
+         st.st_ino == s.ino.load(std::memory_order_relaxed);
+}
+
+// Closes a deferred slot's descriptor unless someone else already took it.
+bool close_deferred(Slot* s) {
+  int deferred = kDeferred;
+  if (!s->state.compare_exchange_strong(deferred, kClosing)) return false;
+  const int saved = errno;
+  ::close(s->fd.load(std::memory_order_relaxed));
+  s->state.store(kFree, std::memory_order_release);
+  errno = saved;
+  return true;
 }
 
 }  // namespace
@@ -118,9 +147,19 @@ int own_pipe(int fds[2], int flags) {
 }
 
 int own_close(int fd) {
+  Slot* s = find(fd);
+  if (!s) return ::close(fd);
+  s->state.store(kClosing, std::memory_order_seq_cst);  // a child skips it: keeps it at worst
+  if (g_forks.load(std::memory_order_seq_cst) != 0 && !t_forking) {
+    s->state.store(kDeferred, std::memory_order_seq_cst);
+    // The fork may have ended before the parent's handler looked: then
+    // whichever of the two takes the slot back closes it.
+    if (g_forks.load(std::memory_order_seq_cst) == 0) close_deferred(s);
+    return 0;
+  }
   const int r = ::close(fd);
   const int saved = errno;
-  untrack(fd);
+  s->state.store(kFree, std::memory_order_release);
   errno = saved;
   return r;
 }
@@ -135,10 +174,11 @@ void own_fds_before_fork() {
 void own_fds_after_fork_parent() {
   t_forking = false;
   if (g_forks.fetch_sub(1, std::memory_order_seq_cst) != 1) return;
-  for (Slot& s : g_slots) {
-    int tomb = kTomb;
-    s.state.compare_exchange_strong(tomb, kFree);
-  }
+  for (Slot& s : g_slots)
+    if (s.state.load(std::memory_order_acquire) == kDeferred) close_deferred(&s);
+  const int saved = errno;
+  syscall(SYS_futex, reinterpret_cast<int*>(&g_forks), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  errno = saved;
 }
 
 int own_fds_after_fork_child() {
@@ -147,11 +187,12 @@ int own_fds_after_fork_child() {
   int closed = 0;
   for (Slot& s : g_slots) {
     const int state = s.state.load(std::memory_order_relaxed);
-    if (state == kFree || (state == kLive && s.owner == me)) continue;
-    struct stat st;
-    if (state != kClaimed && s.owner != me && ::fstat(s.fd, &st) == 0 && st.st_dev == s.dev &&
-        st.st_ino == s.ino) {
-      ::close(s.fd);
+    const bool mine = s.owner.load(std::memory_order_relaxed) == me;
+    if (state == kFree || (mine && state != kDeferred)) continue;
+    // Another thread's live or deferred descriptor: close it while it is
+    // still the file the shim opened. Claimed or closing: leave it.
+    if ((state == kLive || state == kDeferred) && still_ours(s)) {
+      ::close(s.fd.load(std::memory_order_relaxed));
       ++closed;
     }
     s.state.store(kFree, std::memory_order_relaxed);

@@ -8,12 +8,12 @@
 // The forking thread's own stay open: code a signal handler interrupted
 // (and then forked from) still uses and closes them.
 //
-// fork() copies the descriptor table and the memory at different moments
-// (shim/runtime/own_fds.cpp says how that is handled); a child closes a
-// descriptor only while it still is the file the shim opened, never one
-// of the host's. One opened just before a fork and registered just after
-// it stays open in the child, as before. A full registry (more than
-// kOwnFdSlots at once) leaves the surplus unregistered.
+// fork() copies the descriptor table and the memory at different moments;
+// shim/runtime/own_fds.cpp says how the two are kept in step: a close
+// during a fork is deferred to its end, and opens and forks wait (bounded)
+// for each other. A child closes a descriptor only while it still is the
+// file the shim opened, never one of the host's. A full registry (more
+// than kOwnFdSlots at once) leaves the surplus unregistered.
 //
 // Thread-safety: any thread. Async-signal-safe. Never allocates.
 #pragma once

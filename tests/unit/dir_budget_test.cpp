@@ -62,6 +62,17 @@ TEST_CASE("the processes that wrote least recently go first, whole; own and in-p
   scratch.reset();
 }
 
+TEST_CASE("ended processes go before live ones") {
+  Arena scratch;
+  std::vector<DirFile> f = {file(1, 100, 10, "live0"), file(2, 100, 50, "ended0"), file(3, 100, 60, "ended1")};
+  f[1].ended = f[2].ended = true;
+  // The live process wrote least recently, but the ended ones go first.
+  uint64_t left = choose_evictions(f.data(), f.size(), 150, &scratch);
+  CHECK(evicted(f.data(), f.size()) == std::set<std::string>{"ended0", "ended1"});
+  CHECK(left == 100);
+  scratch.reset();
+}
+
 TEST_CASE("a real directory is trimmed to 7/8 of the budget; other files are not touched") {
   char tmpl[] = "/tmp/lw_dir_budget_XXXXXX";
   REQUIRE(mkdtemp(tmpl));
@@ -80,50 +91,52 @@ TEST_CASE("a real directory is trimmed to 7/8 of the budget; other files are not
     REQUIRE(utimensat(AT_FDCWD, path.c_str(), ts, 0) == 0);
   };
   auto exists = [&](const std::string& name) { return access((dir + "/" + name).c_str(), F_OK) == 0; };
-  // Eight older processes of 64 KiB each, a newer one, this one, and others' files.
+  // Pids above the kernel's limit are never in use: those processes have ended.
+  auto old_name = [](int p, int s) {
+    return "svc.9999990" + std::to_string(p) + ".00000000000000a" + std::to_string(p) + ".00000" +
+           std::to_string(s) + ".lwdump";
+  };
+  // Eight ended processes of 64 KiB each (process p's newest file is
+  // 997 - 100 p s old), a newer ended one, a live one (this test's own pid)
+  // that wrote least recently of all, this process, and others' files.
   for (int p = 0; p < 8; ++p)
-    for (int s = 0; s < 4; ++s)
-      make("svc.10" + std::to_string(p) + ".00000000000000a" + std::to_string(p) + ".00000" + std::to_string(s) +
-               ".lwdump",
-           16384, 1000 - p * 100 - s);
-  make("svc.200.00000000000000b0.000000.lwdump", 65536, 1);
-  make("svc.300.00000000000000c0.000000.lwdump", 65536, 5000);  // this process's, the oldest file of all
-  make(".svc.400.00000000000000d0.000003.lwdump.tmp", 4096, 3600);  // a killed writer's
-  make(".svc.500.00000000000000e0.000001.lwdump.tmp", 4096, 0);     // being written
-  make("notes.txt", 300000, 9000);
-  make("svc.lwdump.bak", 300000, 9000);
-  make("odd.name.lwdump", 300000, 9000);  // no sequence number: not a dump name of ours
+    for (int s = 0; s < 4; ++s) make(old_name(p, s), 16384, 1000 - p * 100 - s);
+  const std::string live = "svc." + std::to_string(getpid()) + ".00000000000000f0.000000.lwdump";
+  make("svc.99999980.00000000000000b0.000000.lwdump", 65536, 1);
+  make(live, 65536, 9000);
+  make("svc.99999999.00000000000000c0.000000.lwdump", 65536, 5000);     // this process's
+  make(".svc.99999970.00000000000000d0.000003.lwdump.tmp", 4096, 3600);  // a killed writer's
+  make(".svc.99999950.00000000000000e0.000001.lwdump.tmp", 4096, 0);     // being written
+  // Not dump names: never touched.
+  for (const char* other : {"notes.txt", "svc.lwdump.bak", "odd.name.lwdump", "baseline.1.lwdump",
+                            "svc.1.00000000000000a0.000000.lwdump.orig", "svc.1.00000000000000AA.000000.lwdump",
+                            "sv c.1.00000000000000a0.000000.lwdump", "svc..00000000000000a0.000000.lwdump",
+                            ".lwdump.tmp", "..lwdump.tmp"})
+    make(other, 100000, 9000);
 
   Arena scratch;
-  // Budget 384 KiB: dumps hold 8*64 + 64 + 64 KiB (+ 8 KiB of temp files);
-  // 7/8 of the budget is 336 KiB.
-  int removed = dir_budget_trim(dir.c_str(), "svc.300.00000000000000c0.", 384 * 1024, &scratch);
+  // Budget 384 KiB; 7/8 of it is 336 KiB. Dumps: 8 x 64 + 64 + 64 + 64 KiB,
+  // plus 4 KiB being written: 708 KiB. The ended processes go, least
+  // recently written first (process 0, 1, ...), until 708 - 64 k <= 336:
+  // six of them.
+  int removed = dir_budget_trim(dir.c_str(), "svc.99999999.00000000000000c0.", 384 * 1024, &scratch);
   scratch.reset();
-  // The processes that wrote least recently went first: process 100 (its
-  // newest file 997 s old), then 101, ... until at most 336 KiB remain.
-  CHECK(exists("svc.300.00000000000000c0.000000.lwdump"));      // own: never
-  CHECK(exists("svc.200.00000000000000b0.000000.lwdump"));      // newest: kept
-  CHECK(exists(".svc.500.00000000000000e0.000001.lwdump.tmp"));  // in progress: kept
-  CHECK_FALSE(exists(".svc.400.00000000000000d0.000003.lwdump.tmp"));
-  CHECK(exists("notes.txt"));
-  CHECK(exists("svc.lwdump.bak"));
-  CHECK(exists("odd.name.lwdump"));
-  int kept_old = 0;
+  CHECK(exists("svc.99999999.00000000000000c0.000000.lwdump"));      // own: never
+  CHECK(exists("svc.99999980.00000000000000b0.000000.lwdump"));      // the newest ended one: kept
+  CHECK(exists(live));                                                // live: after every ended one
+  CHECK(exists(".svc.99999950.00000000000000e0.000001.lwdump.tmp"));  // being written: kept
+  CHECK_FALSE(exists(".svc.99999970.00000000000000d0.000003.lwdump.tmp"));
+  for (const char* other : {"notes.txt", "svc.lwdump.bak", "odd.name.lwdump", "baseline.1.lwdump",
+                            "svc.1.00000000000000a0.000000.lwdump.orig", "svc.1.00000000000000AA.000000.lwdump",
+                            "sv c.1.00000000000000a0.000000.lwdump", "svc..00000000000000a0.000000.lwdump",
+                            ".lwdump.tmp", "..lwdump.tmp"})
+    CHECK(exists(other));
   for (int p = 0; p < 8; ++p) {
     int files = 0;
-    for (int s = 0; s < 4; ++s)
-      files += exists("svc.10" + std::to_string(p) + ".00000000000000a" + std::to_string(p) + ".00000" +
-                      std::to_string(s) + ".lwdump");
-    CHECK((files == 0 || files == 4));  // a process's files go together
-    if (files) {
-      ++kept_old;
-      for (int q = p + 1; q < 8; ++q)  // and a newer one stays whenever an older one does
-        CHECK(exists("svc.10" + std::to_string(q) + ".00000000000000a" + std::to_string(q) + ".000000.lwdump"));
-    }
+    for (int s = 0; s < 4; ++s) files += exists(old_name(p, s));
+    CHECK(files == (p < 6 ? 0 : 4));  // a process's files go together, the least recent first
   }
-  // 64 (own) + 64 (newest) + 4 (tmp) + 64 k <= 336 -> k = 3 of the 8 stay.
-  CHECK(kept_old == 3);
-  CHECK(removed == 5 * 4 + 1);
+  CHECK(removed == 6 * 4 + 1);
   std::string cmd = "rm -rf " + dir;
   CHECK(system(cmd.c_str()) == 0);
 }

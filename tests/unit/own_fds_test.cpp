@@ -74,3 +74,52 @@ TEST_CASE("a fork child closes other threads' descriptors and keeps its own") {
   close(host);
   own_close(mine);
 }
+
+TEST_CASE("a child never closes a number that is no longer the shim's file") {
+  // Another thread's registered descriptor, closed behind the registry's
+  // back and its number reused by the host for another file: the child
+  // must keep the host's.
+  std::atomic<int> fd{-1};
+  std::thread t([&] { fd.store(own_open("/proc/self/stat", O_RDONLY | O_CLOEXEC)); });
+  t.join();
+  REQUIRE(fd.load() >= 0);
+  REQUIRE(close(fd.load()) == 0);
+  const int host = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  REQUIRE(host == fd.load());  // the lowest free number
+  const int mine = own_open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  const int seen = fork_and_look(mine, host, host);
+  CHECK((seen & 2) == 2);  // the host's file at that number: kept
+  CHECK((seen >> 3) == 0);
+  own_close(mine);
+  close(host);
+}
+
+TEST_CASE("a close during a fork is deferred to its end") {
+  std::atomic<int> fd{-1};
+  std::atomic<int> stage{0};
+  std::thread t([&] {
+    fd.store(own_open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
+    stage.store(1);
+    while (stage.load() != 2) std::this_thread::yield();
+    own_close(fd.load());  // a fork is under way
+    stage.store(3);
+  });
+  while (stage.load() != 1) std::this_thread::yield();
+  REQUIRE(fd.load() >= 0);
+  own_fds_before_fork();  // as the shim's prepare handler does
+  stage.store(2);
+  while (stage.load() != 3) std::this_thread::yield();
+  t.join();
+  CHECK(is_open(fd.load()));  // still the shim's: the host cannot be given the number meanwhile
+  const int mine = own_open("/proc/self/stat", O_RDONLY | O_CLOEXEC);  // this thread may still open
+  REQUIRE(mine >= 0);
+  const int host = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  const int seen = fork_and_look(mine, fd.load(), host);
+  CHECK((seen & 1) == 1);
+  CHECK((seen & 2) == 0);   // the deferred one: closed in the child
+  CHECK((seen >> 3) == 1);
+  own_fds_after_fork_parent();  // and in the parent at the fork's end
+  CHECK_FALSE(is_open(fd.load()));
+  own_close(mine);
+  close(host);
+}

@@ -90,7 +90,7 @@ class Fork(lwtest.ShimTestCase):
         r = lwtest.run_shim([lwtest.program("fork_fds"), str(forks), plugin], self.dir, timeout=300, sample_bytes=1,
                             interval=0.05)
         self.assertEqual(r.returncode, 0, r.stdout.decode() + r.stderr.decode()[-2000:])
-        self.assertIn(b"forks %d leaked 0\n" % forks, r.stdout, r.stdout.decode()[-3000:])
+        self.assertIn(b"forks %d leaked 0 lost 0\n" % forks, r.stdout, r.stdout.decode()[-3000:])
         self.assertEqual(r.stderr, b"")
         self.assertDumpsValid(r, at_least=2)
 

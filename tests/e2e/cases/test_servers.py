@@ -1,7 +1,7 @@
 """Real servers under load with the shim preloaded into the server (issue 7).
 
-Each test starts a server from its Debian package on 127.0.0.1 (a free
-port, every file in a temp dir), puts it under load with the package's own
+Each test starts a server from its Debian package (on a Unix socket, or
+for nginx on a free port of 127.0.0.1; every file in a temp dir), puts it under load with the package's own
 load generator, once without the shim and once with it, and asserts:
 zero request errors, the same work done, valid dumps from every server
 process that lived through the load (Postgres forks a backend per
@@ -42,10 +42,20 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout, what):
+def connectable(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_unix(path, timeout, what):
     def up():
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(0.5)
+                s.connect(path)
                 return True
         except OSError:
             return False
@@ -135,21 +145,25 @@ class ServerCase(lwtest.ShimTestCase):
 class Redis(ServerCase):
     TESTS = "set,get,incr,lpush,lpop,sadd,hset,mset"
 
-    def cli(self, port, *args):
-        p = subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args], stdout=subprocess.PIPE,
+    # A Unix socket in the test's own directory: no port to find free and
+    # have taken by another process before the server binds it.
+    def cli(self, sock, *args):
+        p = subprocess.run(["redis-cli", "-s", sock, *args], stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, timeout=60)
         return p.stdout.strip()
 
     def serve_and_load(self, preload, dump_dir=None):
-        port = free_port()
-        work = self.shared_dir("redis-%s" % ("shim" if preload else "plain"))
-        cmd = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", work, "--save", "",
-               "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"]
-        b = self.start(cmd, preload=preload, dump_dir=dump_dir, name="redis-%d" % port, interval=INTERVAL)
-        wait_port(port, 60, "redis on port %d" % port)
+        name = "shim" if preload else "plain"
+        work = self.shared_dir("redis-%s" % name)
+        sock = os.path.join(work, "redis.sock")
+        cmd = ["redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "777", "--dir", work,
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
+               "--loglevel", "warning"]
+        b = self.start(cmd, preload=preload, dump_dir=dump_dir, name="redis-%s" % name, interval=INTERVAL)
+        wait_unix(sock, 60, "redis on %s" % sock)
         rps = {}
         for _ in range(2):  # the better of two rounds: the first one warms up
-            bench = subprocess.run(["redis-benchmark", "-h", "127.0.0.1", "-p", str(port), "-n", "50000", "-c", "20",
+            bench = subprocess.run(["redis-benchmark", "-s", sock, "-n", "50000", "-c", "20",
                                     "-r", "100000", "-q", "-t", self.TESTS], stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True, timeout=600)
             self.assertEqual(bench.returncode, 0, bench.stdout)
@@ -161,14 +175,14 @@ class Redis(ServerCase):
             for k, v in got.items():
                 rps[k] = max(rps.get(k, 0), v)
         # A fork: BGSAVE writes the dataset from a child process.
-        self.assertIn("Background saving started", self.cli(port, "bgsave"))
-        lwtest.wait_until(lambda: "rdb_bgsave_in_progress:0" in self.cli(port, "info", "persistence"), 120,
+        self.assertIn("Background saving started", self.cli(sock, "bgsave"))
+        lwtest.wait_until(lambda: "rdb_bgsave_in_progress:0" in self.cli(sock, "info", "persistence"), 120,
                           "BGSAVE to finish")
-        self.assertIn("rdb_last_bgsave_status:ok", self.cli(port, "info", "persistence"))
-        keys = int(self.cli(port, "dbsize"))
+        self.assertIn("rdb_last_bgsave_status:ok", self.cli(sock, "info", "persistence"))
+        keys = int(self.cli(sock, "dbsize"))
         self.assertGreater(keys, 0)
         pid = b.pid
-        self.cli(port, "shutdown", "nosave")
+        self.cli(sock, "shutdown", "nosave")
         self.assertEqual(b.finish(timeout=120), 0, b.stderr()[-2000:])
         return rps, pid
 
@@ -254,13 +268,33 @@ http {
         return results
 
     def serve_and_load(self, preload, dump_dir=None):
-        port = free_port()
         root = os.path.join(self.tmp, "nginx-%s" % ("shim" if preload else "plain"))
-        conf = self.config(root, port)
-        b = self.start(["nginx", "-p", root, "-c", conf], preload=preload, dump_dir=dump_dir, name="nginx-%d" % port,
-                       interval=INTERVAL)
-        wait_port(port, 60, "nginx on port %d" % port)
-        workers = lwtest.wait_until(lambda: len(children_of(b.pid)) == 2 and children_of(b.pid), 60, "2 workers")
+        # The load generators speak TCP only. A port found free can be taken
+        # by another process before nginx binds it: nginx then exits saying
+        # so, and another port is tried; any other exit is a failure.
+        for attempt in range(5):
+            port = free_port()
+            conf = self.config(root, port)
+            log = os.path.join(root, "logs", "error.log")
+            open(log, "w").close()
+            b = self.start(["nginx", "-p", root, "-c", conf], preload=preload, dump_dir=dump_dir,
+                           name="nginx-%d" % port, interval=INTERVAL)
+
+            def ready():
+                # The master binds before it forks its workers: with both
+                # workers up, the listener on the port is this nginx.
+                if b.proc.poll() is not None:
+                    return "exited"
+                kids = children_of(b.pid)
+                return kids if len(kids) == 2 and connectable(port) else None
+            workers = lwtest.wait_until(ready, 60, "nginx and its 2 workers on port %d" % port)
+            if workers != "exited":
+                break
+            b.finish(timeout=60)
+            with open(log) as f:
+                self.assertIn("Address already in use", f.read() + b.stderr().decode(), "nginx exited at start")
+        else:
+            self.fail("nginx found no free port in 5 attempts")
         rps = self.load(port)
         self.assertEqual(sorted(children_of(b.pid)), sorted(workers), "a worker died during the load")
         os.kill(b.pid, signal.SIGQUIT)  # graceful: workers finish and exit normally
@@ -320,17 +354,19 @@ class Postgres(ServerCase):
         return p
 
     def pgbench(self, port, *args, timeout=600):
-        cmd = [pg_bin("pgbench"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", *args, "postgres"]
+        cmd = [pg_bin("pgbench"), "-h", self.sock, "-p", str(port), "-U", "postgres", *args, "postgres"]
         p = subprocess.run(cmd, env=lwtest.plain_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                            timeout=timeout)
         self.assertEqual(p.returncode, 0, p.stdout)
         return p.stdout
 
     def serve_and_load(self, preload, dump_dir=None):
-        port = free_port()
+        # Unix sockets only, in the test's own directory: no TCP port to find
+        # free and have taken before the server binds it.
+        port = 5432
         env = lwtest.shim_env(dump_dir, interval=INTERVAL, match="postgres") if preload else lwtest.plain_env()
         log = os.path.join(self.pgroot, "log-%s" % ("shim" if preload else "plain"))
-        opts = "-k %s -p %d -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=20" % (self.sock, port)
+        opts = "-k %s -p %d -c listen_addresses='' -c fsync=off -c max_connections=20" % (self.sock, port)
         self.as_pg([pg_bin("pg_ctl"), "-D", self.data, "-l", log, "-o", opts, "-w", "-t", "120", "start"],
                    env=env, timeout=180)
         with open(os.path.join(self.data, "postmaster.pid")) as f:
@@ -339,7 +375,7 @@ class Postgres(ServerCase):
             self.pgbench(port, "-i", "-s", "2", "-q")
             before = set(children_of(postmaster))
             # Sample the backends while the benchmark runs.
-            p = subprocess.Popen([pg_bin("pgbench"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", "4",
+            p = subprocess.Popen([pg_bin("pgbench"), "-h", self.sock, "-p", str(port), "-U", "postgres", "-c", "4",
                                   "-j", "2", "-t", "500", "postgres"], env=lwtest.plain_env(),
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             backends = set()

@@ -7,8 +7,10 @@
  * or a pipe was the shim's, inherited from a thread the child does not
  * have, and would stay open for the child's whole life.
  * Usage: fork_fds FORKS PLUGIN.so
- * Prints "forks N leaked K" and, once, what the first leaked descriptor
- * named. The dlopen thread and fork never overlap (glibc's dlclose holds a
+ * Each child also checks that two descriptors of the host's own, of the
+ * same kinds, are still open.
+ * Prints "forks N leaked K lost L" (L: children that lost one of the
+ * host's) and what each leaked descriptor named. The dlopen thread and fork never overlap (glibc's dlclose holds a
  * lock fork does not reset). */
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -31,10 +33,10 @@ static char g_inherited[1024];  /* open before the threads started: not the shim
 /* Counts the descriptors opened since the start that look like the
  * shim's; copies the first one's target to first. No allocation: the
  * child's scan must not make the child's own shim open anything. */
-static int count_shim_fds(char* first, size_t cap) {
+static int count_shim_fds(char* first, size_t cap, int host_a, int host_b) {
   int n = 0;
   for (int fd = 3; fd < 1024; ++fd) {
-    if (g_inherited[fd]) continue;
+    if (g_inherited[fd] || fd == host_a || fd == host_b) continue;
     char path[64], target[512];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     ssize_t len = readlink(path, target, sizeof target - 1);
@@ -87,13 +89,23 @@ int main(int argc, char** argv) {
   pthread_t a, r;
   LW_CHECK(pthread_create(&a, NULL, allocator, (void*)1) == 0);
   LW_CHECK(pthread_create(&r, NULL, reloader, NULL) == 0);
-  long leaked = 0;
+  long leaked = 0, lost = 0;
   for (long i = 0; i < forks; ++i) {
+    /* The host's own descriptors, of the same kinds as the shim's: a child
+     * must keep them. */
+    int host_a = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    int host_b = open(g_plugin, O_RDONLY | O_CLOEXEC);
+    LW_CHECK(host_a >= 0 && host_b >= 0);
     pthread_mutex_lock(&g_dl_lock);
     pid_t pid = fork();
     if (pid == 0) {
+      if (fcntl(host_a, F_GETFD) == -1 || fcntl(host_b, F_GETFD) == -1) {
+        static const char msg[] = "child lost a descriptor of the host\n";
+        write(1, msg, sizeof msg - 1);
+        _exit(101);
+      }
       char seen[512] = "";
-      int n = count_shim_fds(seen, sizeof seen);
+      int n = count_shim_fds(seen, sizeof seen, host_a, host_b);
       if (n) {
         char line[600];
         int len = snprintf(line, sizeof line, "child %d kept %d: %s\n", (int)getpid(), n, seen);
@@ -106,12 +118,15 @@ int main(int argc, char** argv) {
     int status;
     LW_CHECK(waitpid(pid, &status, 0) == pid);
     LW_CHECK(WIFEXITED(status));
-    leaked += WEXITSTATUS(status) > 0;
+    close(host_a);
+    close(host_b);
+    if (WEXITSTATUS(status) == 101) ++lost;
+    else leaked += WEXITSTATUS(status) > 0;
     usleep(1000 + (i % 7) * 300);  /* lets the threads get into the shim between forks */
   }
   atomic_store(&g_stop, 1);
   pthread_join(a, NULL);
   pthread_join(r, NULL);
-  printf("forks %ld leaked %ld\n", forks, leaked);
+  printf("forks %ld leaked %ld lost %ld\n", forks, leaked, lost);
   return 0;
 }
