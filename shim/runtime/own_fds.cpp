@@ -44,6 +44,10 @@ std::atomic<int> g_forks{0};    // forks between their prepare and parent handle
 std::atomic<int> g_opening{0};  // opens between the call and their registration
 __thread int t_opening __attribute__((tls_model("initial-exec")));
 __thread bool t_forking __attribute__((tls_model("initial-exec")));  // between this thread's fork handlers
+// When this thread last waited out kOpenWaitNs: a process that forks
+// back to back must not hold every open of a dump for that long.
+__thread uint64_t t_gave_up_ns __attribute__((tls_model("initial-exec")));
+constexpr uint64_t kGiveUpForNs = 1000ull * 1000000ull;
 // An open waits at most this long for a fork to end (the thread may be in
 // a dump or a rebuild; page faults wait for the fork's memory copy anyway);
 // a fork at most kForkWaitNs for opens to be registered (a few
@@ -64,17 +68,21 @@ class OpenInFlight {
  public:
   OpenInFlight() {
     ++t_opening;  // first: a fork from a signal handler here must not wait for this thread
-    const uint64_t deadline = mono_ns() + kOpenWaitNs;
-    for (;;) {
+    const uint64_t start = mono_ns(), deadline = start + kOpenWaitNs;
+    const bool patient = t_gave_up_ns == 0 || start - t_gave_up_ns >= kGiveUpForNs;
+    for (; patient && !t_forking;) {
       const int forks = g_forks.load(std::memory_order_seq_cst);
-      if (forks == 0 || t_forking) {
+      if (forks == 0) {
         g_opening.fetch_add(1, std::memory_order_seq_cst);
-        if (g_forks.load(std::memory_order_seq_cst) == 0 || t_forking) return;
+        if (g_forks.load(std::memory_order_seq_cst) == 0) return;
         g_opening.fetch_sub(1, std::memory_order_seq_cst);
         continue;
       }
       const uint64_t now = mono_ns();
-      if (now >= deadline) break;
+      if (now >= deadline) {
+        t_gave_up_ns = now;
+        break;
+      }
       futex_wait(&g_forks, forks, deadline - now);
     }
     g_opening.fetch_add(1, std::memory_order_seq_cst);
