@@ -23,13 +23,16 @@ namespace {
 // rules keep the child's view of the registry true to its table:
 // - A close while a fork is under way is deferred to the fork's end (the
 //   parent's handler makes it; the child's closes its copy): the number
-//   stays the shim's, so the host cannot be given it in between.
+//   stays the shim's, so the host cannot be given it in between. A fork
+//   that begins during a close waits for it.
 // - An open waits while a fork is under way, and a fork waits for the
 //   opens in flight to be registered (both bounded; the forking thread's
 //   own opens are not waited for: a signal handler may fork from inside
-//   one). A descriptor that slips through stays open in the child, as
-//   before; the child never closes one that is not the shim's, and checks
-//   each is still the file the shim opened (device, inode) before it does.
+//   one).
+// A descriptor that slips through (a wait ran out: a thread descheduled
+// for tens of ms in the middle of an open or a close) stays open in the
+// child, as before; the child never closes one that is not the shim's, and
+// checks each is still the file the shim opened (device, inode) first.
 enum State : int { kFree, kClaimed, kLive, kClosing, kDeferred };
 
 struct Slot {
@@ -41,7 +44,7 @@ struct Slot {
 };
 Slot g_slots[kOwnFdSlots];
 std::atomic<int> g_forks{0};    // forks between their prepare and parent handlers (a futex word)
-std::atomic<int> g_opening{0};  // opens between the call and their registration
+std::atomic<int> g_opening{0};  // opens (and closes) between the call and their registration
 __thread int t_opening __attribute__((tls_model("initial-exec")));
 __thread bool t_forking __attribute__((tls_model("initial-exec")));  // between this thread's fork handlers
 // When this thread last waited out kOpenWaitNs: a process that forks
@@ -50,10 +53,10 @@ __thread uint64_t t_gave_up_ns __attribute__((tls_model("initial-exec")));
 constexpr uint64_t kGiveUpForNs = 1000ull * 1000000ull;
 // An open waits at most this long for a fork to end (the thread may be in
 // a dump or a rebuild; page faults wait for the fork's memory copy anyway);
-// a fork at most kForkWaitNs for opens to be registered (a few
+// a fork at most kForkWaitNs for opens and closes in flight (a few
 // microseconds each, unless the thread is descheduled).
 constexpr uint64_t kOpenWaitNs = 20ull * 1000000ull;
-constexpr uint64_t kForkWaitNs = 20ull * 1000000ull;
+constexpr uint64_t kForkWaitNs = 50ull * 1000000ull;
 
 uintptr_t self() { return static_cast<uintptr_t>(pthread_self()); }
 
@@ -158,8 +161,14 @@ int own_close(int fd) {
   Slot* s = find(fd);
   if (!s) return ::close(fd);
   s->state.store(kClosing, std::memory_order_seq_cst);  // a child skips it: keeps it at worst
+  // In flight like an open: a fork that begins now waits for the close to
+  // be done, or this close sees the fork and is deferred.
+  ++t_opening;
+  g_opening.fetch_add(1, std::memory_order_seq_cst);
   if (g_forks.load(std::memory_order_seq_cst) != 0 && !t_forking) {
     s->state.store(kDeferred, std::memory_order_seq_cst);
+    g_opening.fetch_sub(1, std::memory_order_seq_cst);
+    --t_opening;
     // The fork may have ended before the parent's handler looked: then
     // whichever of the two takes the slot back closes it.
     if (g_forks.load(std::memory_order_seq_cst) == 0) close_deferred(s);
@@ -168,6 +177,8 @@ int own_close(int fd) {
   const int r = ::close(fd);
   const int saved = errno;
   s->state.store(kFree, std::memory_order_release);
+  g_opening.fetch_sub(1, std::memory_order_seq_cst);
+  --t_opening;
   errno = saved;
   return r;
 }
