@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,6 +21,8 @@ namespace {
 
 constexpr const char kTmpSuffix[] = ".tmp";
 constexpr uint64_t kScanShare = 64;       // a scan per budget/64 bytes written, on average
+constexpr uint64_t kScanNs = 20ull * 1000000ull;  // reading the directory, at most
+constexpr int64_t kLostTmpNs = 86400ll * 1000000000ll;
 // Files held per scan (~3 MiB of the scan's arena, names and groups
 // included): a larger directory is trimmed among the first kMaxFiles it
 // lists (in hash order on most file systems, so a sample), the others
@@ -85,6 +88,7 @@ struct Scan {
   DirFile* files = nullptr;
   std::size_t n = 0, cap = 0;
   std::size_t unheld = 0;  // dump names beyond kMaxFiles
+  bool complete = false;   // the whole directory was read
 };
 
 bool push(Scan* s, const DirFile& f, Arena* scratch) {
@@ -101,16 +105,25 @@ bool push(Scan* s, const DirFile& f, Arena* scratch) {
 }
 
 // Reads the directory's dumps and temp files into s.
+// Reads the directory's dumps and temp files into s, for at most
+// kScanNs (the scan runs on a host thread, inside an allocation: a huge
+// directory or a slow network volume must not hold it for seconds);
+// s->complete says whether it got to the end.
 void scan(int dfd, const char* own_prefix, Scan* s, Arena* scratch) {
   constexpr std::size_t kBuf = 64 * 1024;
   auto* buf = static_cast<char*>(scratch->alloc(kBuf, 8));
   if (!buf) return;
   const std::size_t own_len = std::strlen(own_prefix);
   const int64_t now = static_cast<int64_t>(wall_ns());
-  for (;;) {
+  const uint64_t give_up = mono_ns() + kScanNs;
+  for (unsigned entries = 0;;) {
     long got = syscall(SYS_getdents64, dfd, buf, kBuf);
-    if (got <= 0) return;
+    if (got <= 0) {
+      s->complete = got == 0;
+      return;
+    }
     for (long at = 0; at < got;) {
+      if ((++entries & 63) == 0 && mono_ns() >= give_up) return;
       auto* d = reinterpret_cast<struct dirent64*>(buf + at);
       at += d->d_reclen;
       const char* name = d->d_name;
@@ -144,11 +157,13 @@ void scan(int dfd, const char* own_prefix, Scan* s, Arena* scratch) {
       f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000ll + st.st_mtim.tv_nsec;
       f.name = copy;
       f.own = olen == own_len && std::memcmp(base, own_prefix, olen) == 0;
-      f.stale_tmp = tmp && !f.own && now - f.mtime_ns > kStaleTmpNs;
       // kill(pid, 0) says whether the pid is in use here (ESRCH: not). A
-      // dump from another pid namespace (a shared volume) may name a pid
-      // that happens to be in use: that only puts it later in the order.
-      f.ended = !f.own && pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+      // process in another pid namespace (a shared volume) may look ended
+      // or alive by chance: that only moves it in the order.
+      f.ended = !f.own && pid > 0 && pid <= INT_MAX && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
+      // A temp file is a killed writer's once its process has ended (or a
+      // day on: a writer in another pid namespace); a paused writer keeps it.
+      f.stale_tmp = tmp && !f.own && now - f.mtime_ns > kStaleTmpNs && (f.ended || now - f.mtime_ns > kLostTmpNs);
       f.tmp = tmp;
       if (!push(s, f, scratch)) return;
     }
@@ -201,6 +216,8 @@ int dir_budget_trim(const char* dir, const char* own_prefix, uint64_t budget, Ar
   if (dfd < 0) return 0;
   Scan s;
   scan(dfd, own_prefix, &s, scratch);
+  // What the scan did not get to is not known: then it trims only what it
+  // read, and only once that alone is over the budget.
   uint64_t held = 0;
   bool stale = false;
   for (std::size_t i = 0; i < s.n; ++i) held += s.files[i].bytes, stale |= s.files[i].stale_tmp;
@@ -211,7 +228,8 @@ int dir_budget_trim(const char* dir, const char* own_prefix, uint64_t budget, Ar
     const uint64_t target = budget - budget / 8;
     const uint64_t keep = total <= budget ? total : target > unheld_bytes ? target - unheld_bytes : 0;
     choose_evictions(s.files, s.n, keep, scratch);
-    for (std::size_t i = 0; i < s.n; ++i)
+    const uint64_t give_up = mono_ns() + kScanNs;
+    for (std::size_t i = 0; i < s.n && mono_ns() < give_up; ++i)
       if (s.files[i].evict && unlinkat(dfd, s.files[i].name, 0) == 0) ++removed;
   }
   own_close(dfd);

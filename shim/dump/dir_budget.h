@@ -19,8 +19,11 @@
 // recently written first, a process's files all together, until it holds
 // at most 7/8 of it. The scanning process's own files are never touched
 // (retention manages them), nor is a file whose name is not exactly a
-// dump's. Temp files older than ten minutes were left by a killed writer:
-// removed. Not under a seccomp filter (getdents64 and unlinkat are in
+// dump's. A temp file older than ten minutes whose process has ended (or
+// older than a day) was left by a killed writer: removed. Reading the
+// directory and removing files take at most 20 ms each per scan (it runs
+// on a host thread); a larger or slower directory is trimmed among what
+// was read. Not under a seccomp filter (getdents64 and unlinkat are in
 // common allowlists, but a stricter one could kill the host for them).
 //
 // Thread-safety: writer only (under the dump lock). Never calls malloc
@@ -41,7 +44,7 @@ struct DirFile {
   const char* name;   // in the scan's arena
   bool own;           // written by this process
   bool tmp;           // a temp file (a dump being written, or left by a killed writer)
-  bool stale_tmp;     // a temp file older than kStaleTmpNs
+  bool stale_tmp;     // a killed writer's temp file (dir_budget.cpp)
   bool ended;         // its process is known to have ended (its pid is not in use)
   bool evict;         // out: remove it
 };

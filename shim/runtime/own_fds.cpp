@@ -60,6 +60,27 @@ constexpr uint64_t kForkWaitNs = 50ull * 1000000ull;
 
 uintptr_t self() { return static_cast<uintptr_t>(pthread_self()); }
 
+// close() without the cancellation point: the fork handlers run inside the
+// host's fork(), and a pending cancel must not unwind out of it.
+int raw_close(int fd) { return static_cast<int>(syscall(SYS_close, fd)); }
+
+// The process the counts belong to. A child made without the fork
+// handlers (_Fork, clone without CLONE_VM) inherits counts of threads it
+// does not have: the first slow path that notices starts them afresh.
+std::atomic<pid_t> g_pid{0};
+void reset_counts(pid_t pid);
+bool counts_are_ours() {
+  const pid_t pid = static_cast<pid_t>(syscall(SYS_getpid));
+  const pid_t seen = g_pid.load(std::memory_order_relaxed);
+  if (seen == pid) return true;
+  if (seen == 0) {
+    g_pid.store(pid, std::memory_order_relaxed);
+    return true;
+  }
+  reset_counts(pid);
+  return false;
+}
+
 void futex_wait(std::atomic<int>* word, int seen, uint64_t ns) {
   struct timespec ts = {static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
   syscall(SYS_futex, reinterpret_cast<int*>(word), FUTEX_WAIT_PRIVATE, seen, &ts, nullptr, 0);
@@ -71,13 +92,18 @@ class OpenInFlight {
  public:
   OpenInFlight() {
     ++t_opening;  // first: a fork from a signal handler here must not wait for this thread
+    if (g_forks.load(std::memory_order_seq_cst) != 0) counts_are_ours();
+    const int saved = errno;
     const uint64_t start = mono_ns(), deadline = start + kOpenWaitNs;
     const bool patient = t_gave_up_ns == 0 || start - t_gave_up_ns >= kGiveUpForNs;
     for (; patient && !t_forking;) {
       const int forks = g_forks.load(std::memory_order_seq_cst);
       if (forks == 0) {
         g_opening.fetch_add(1, std::memory_order_seq_cst);
-        if (g_forks.load(std::memory_order_seq_cst) == 0) return;
+        if (g_forks.load(std::memory_order_seq_cst) == 0) {
+          errno = saved;
+          return;
+        }
         g_opening.fetch_sub(1, std::memory_order_seq_cst);
         continue;
       }
@@ -89,6 +115,7 @@ class OpenInFlight {
       futex_wait(&g_forks, forks, deadline - now);
     }
     g_opening.fetch_add(1, std::memory_order_seq_cst);
+    errno = saved;
   }
   ~OpenInFlight() {
     g_opening.fetch_sub(1, std::memory_order_seq_cst);
@@ -134,7 +161,7 @@ bool close_deferred(Slot* s) {
   int deferred = kDeferred;
   if (!s->state.compare_exchange_strong(deferred, kClosing)) return false;
   const int saved = errno;
-  ::close(s->fd.load(std::memory_order_relaxed));
+  raw_close(s->fd.load(std::memory_order_relaxed));
   s->state.store(kFree, std::memory_order_release);
   errno = saved;
   return true;
@@ -165,7 +192,7 @@ int own_close(int fd) {
   // be done, or this close sees the fork and is deferred.
   ++t_opening;
   g_opening.fetch_add(1, std::memory_order_seq_cst);
-  if (g_forks.load(std::memory_order_seq_cst) != 0 && !t_forking) {
+  if (g_forks.load(std::memory_order_seq_cst) != 0 && !t_forking && counts_are_ours()) {
     s->state.store(kDeferred, std::memory_order_seq_cst);
     g_opening.fetch_sub(1, std::memory_order_seq_cst);
     --t_opening;
@@ -184,6 +211,7 @@ int own_close(int fd) {
 }
 
 void own_fds_before_fork() {
+  counts_are_ours();
   t_forking = true;
   g_forks.fetch_add(1, std::memory_order_seq_cst);
   const uint64_t deadline = mono_ns() + kForkWaitNs;
@@ -211,7 +239,7 @@ int own_fds_after_fork_child() {
     // Another thread's live or deferred descriptor: close it while it is
     // still the file the shim opened. Claimed or closing: leave it.
     if ((state == kLive || state == kDeferred) && still_ours(s)) {
-      ::close(s.fd.load(std::memory_order_relaxed));
+      raw_close(s.fd.load(std::memory_order_relaxed));
       ++closed;
     }
     s.state.store(kFree, std::memory_order_relaxed);
@@ -219,8 +247,15 @@ int own_fds_after_fork_child() {
   g_forks.store(0, std::memory_order_relaxed);
   t_forking = false;
   g_opening.store(t_opening, std::memory_order_relaxed);
+  g_pid.store(static_cast<pid_t>(syscall(SYS_getpid)), std::memory_order_relaxed);
   errno = saved;
   return closed;
 }
+
+namespace {
+// A child made without the handlers has one thread, this one: it is the
+// child the handler would have seen.
+void reset_counts(pid_t) { own_fds_after_fork_child(); }
+}  // namespace
 
 }  // namespace leakwatch::shim

@@ -123,3 +123,33 @@ TEST_CASE("a close during a fork is deferred to its end") {
   own_close(mine);
   close(host);
 }
+
+TEST_CASE("a child made without the fork handlers starts its counts afresh") {
+  // As after _Fork(), or a fork while another thread's fork was under
+  // way: the child inherits a count of forks in progress that no handler
+  // will ever end. Its closes must not be deferred for good.
+  const int fd = own_open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  REQUIRE(fd >= 0);
+  std::atomic<int> stage{0};
+  std::thread forker([&] {  // another thread's fork, under way
+    own_fds_before_fork();
+    stage.store(1);
+    while (stage.load() != 2) std::this_thread::yield();
+    own_fds_after_fork_parent();
+  });
+  while (stage.load() != 1) std::this_thread::yield();
+  pid_t pid = fork();  // this thread's, not through the registry's handlers
+  if (pid == 0) {
+    own_close(fd);
+    _exit(is_open(fd) ? 1 : 0);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  stage.store(2);
+  forker.join();
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);  // closed at once, not deferred
+  CHECK(is_open(fd));
+  own_close(fd);
+  CHECK_FALSE(is_open(fd));
+}

@@ -37,7 +37,8 @@ def dump_bytes(d):
 class DirBudget(lwtest.ShimTestCase):
     def test_short_lived_processes_beside_a_live_service(self):
         os.makedirs(self.dir, exist_ok=True)
-        stale = os.path.join(self.dir, ".killed.4242.00000000000000aa.000003.lwdump.tmp")
+        # A temp file of a writer killed an hour ago (its pid, above pid_max, is not in use).
+        stale = os.path.join(self.dir, ".killed.99999942.00000000000000aa.000003.lwdump.tmp")
         with open(stale, "wb") as f:
             f.write(b"x" * 3000)
         old = time.time() - 3600
