@@ -186,7 +186,7 @@ int own_pipe(int fds[2], int flags) {
 
 int own_close(int fd) {
   Slot* s = find(fd);
-  if (!s) return ::close(fd);
+  if (!s) return raw_close(fd);
   s->state.store(kClosing, std::memory_order_seq_cst);  // a child skips it: keeps it at worst
   // In flight like an open: a fork that begins now waits for the close to
   // be done, or this close sees the fork and is deferred.
@@ -201,7 +201,7 @@ int own_close(int fd) {
     if (g_forks.load(std::memory_order_seq_cst) == 0) close_deferred(s);
     return 0;
   }
-  const int r = ::close(fd);
+  const int r = raw_close(fd);
   const int saved = errno;
   s->state.store(kFree, std::memory_order_release);
   g_opening.fetch_sub(1, std::memory_order_seq_cst);
