@@ -13,6 +13,7 @@
 
 #include "shim/dump/format.h"
 #include "shim/runtime/clock.h"
+#include "shim/runtime/fnv.h"
 #include "shim/runtime/own_fds.h"
 #include "shim/runtime/proc_memory.h"
 
@@ -43,22 +44,14 @@ bool ends_with(const char* s, std::size_t n, const char* suffix) {
   return n >= k && std::memcmp(s + n - k, suffix, k) == 0;
 }
 
-uint64_t hash_bytes(const char* s, std::size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<unsigned char>(s[i])) * 1099511628211ull;
-  return h;
-}
-
 bool digit(char c) { return c >= '0' && c <= '9'; }
 bool hex_digit(char c) { return digit(c) || (c >= 'a' && c <= 'f'); }
 
-// A dump's name without its suffix is exactly "exe.pid.instance.seq" as
-// dump/writer.cpp makes it: exe of [A-Za-z0-9_-] (1 to 64), a decimal pid,
-// 16 lowercase hex digits, 6 decimal digits. Returns the length of
-// "exe.pid.instance." and the pid; 0 for any other name (a user's copy, a
-// file of another tool).
+// A dump's name without its suffix is exactly "exe.pid.instance.seq"
+// (format.h). Returns the length of "exe.pid.instance." and the pid; 0 for
+// any other name (a user's copy, a file of another tool).
 std::size_t owner_length(const char* s, std::size_t n, long* pid) {
-  constexpr std::size_t kSeq = 6, kInstance = 16;
+  constexpr std::size_t kSeq = format::kNameSeqDigits, kInstance = format::kNameInstanceDigits;
   if (n < 1 + 1 + 1 + 1 + kInstance + 1 + kSeq) return 0;
   std::size_t i = n - kSeq;
   for (std::size_t k = i; k < n; ++k)
@@ -75,11 +68,9 @@ std::size_t owner_length(const char* s, std::size_t n, long* pid) {
   long p = 0;
   for (std::size_t k = i; k < pid_end; ++k) p = p * 10 + (s[k] - '0');
   const std::size_t exe = i - 1;
-  if (exe == 0 || exe > 64) return 0;
-  for (std::size_t k = 0; k < exe; ++k) {
-    char c = s[k];
-    if (!(digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' || c == '_')) return 0;
-  }
+  if (exe == 0 || exe > static_cast<std::size_t>(format::kNameExeMax)) return 0;
+  for (std::size_t k = 0; k < exe; ++k)
+    if (!format::name_exe_char(s[k])) return 0;
   *pid = p;
   return owner;
 }
@@ -88,7 +79,6 @@ struct Scan {
   DirFile* files = nullptr;
   std::size_t n = 0, cap = 0;
   std::size_t unheld = 0;  // dump names beyond kMaxFiles
-  bool complete = false;   // the whole directory was read
 };
 
 bool push(Scan* s, const DirFile& f, Arena* scratch) {
@@ -104,11 +94,9 @@ bool push(Scan* s, const DirFile& f, Arena* scratch) {
   return true;
 }
 
-// Reads the directory's dumps and temp files into s.
 // Reads the directory's dumps and temp files into s, for at most
 // kScanNs (the scan runs on a host thread, inside an allocation: a huge
-// directory or a slow network volume must not hold it for seconds);
-// s->complete says whether it got to the end.
+// directory or a slow network volume must not hold it for seconds).
 void scan(int dfd, const char* own_prefix, Scan* s, Arena* scratch) {
   constexpr std::size_t kBuf = 64 * 1024;
   auto* buf = static_cast<char*>(scratch->alloc(kBuf, 8));
@@ -118,10 +106,7 @@ void scan(int dfd, const char* own_prefix, Scan* s, Arena* scratch) {
   const uint64_t give_up = mono_ns() + kScanNs;
   for (unsigned entries = 0;;) {
     long got = syscall(SYS_getdents64, dfd, buf, kBuf);
-    if (got <= 0) {
-      s->complete = got == 0;
-      return;
-    }
+    if (got <= 0) return;
     for (long at = 0; at < got;) {
       if ((++entries & 63) == 0 && mono_ns() >= give_up) return;
       auto* d = reinterpret_cast<struct dirent64*>(buf + at);
@@ -152,7 +137,7 @@ void scan(int dfd, const char* own_prefix, Scan* s, Arena* scratch) {
       if (!copy) return;
       std::memcpy(copy, name, len + 1);
       DirFile f{};
-      f.owner = hash_bytes(base, olen);
+      f.owner = fnv1a(base, olen);
       f.bytes = bytes;
       f.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000ll + st.st_mtim.tv_nsec;
       f.name = copy;

@@ -3,21 +3,15 @@
 #include <cstring>
 #include <zlib.h>
 
-namespace leakwatch::shim {
+#include "shim/runtime/fnv.h"
 
-namespace {
-uint64_t hash_bytes(const char* s, std::size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ static_cast<uint8_t>(s[i])) * 1099511628211ull;
-  return h;
-}
-}  // namespace
+namespace leakwatch::shim {
 
 uint32_t PayloadBuilder::str(const char* s) {
   if (!s || !*s || failed_) return 0;
   std::size_t n = std::strlen(s);
   if (n > 65535) n = 65535;  // names longer than this are cut, not refused
-  uint64_t h = hash_bytes(s, n);
+  uint64_t h = fnv1a(s, n);
   if (count_ + 1 >= cap_ / 2) {  // grow (also the first time)
     uint64_t ncap = cap_ ? cap_ * 2 : 1024;
     Str* nt = static_cast<Str*>(arena_->alloc(sizeof(Str) * ncap));

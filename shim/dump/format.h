@@ -22,6 +22,17 @@ constexpr uint16_t kMinor = 1;  // 1.1: reason, retention and memory facts in ID
 constexpr uint32_t kFlagZlib = 1;
 constexpr const char* kFileSuffix = ".lwdump";
 
+// File names: "EXE.PID.INSTANCE.SEQ.lwdump" -- EXE the executable's base
+// name with every character outside [A-Za-z0-9_-] made '_' (at most
+// kNameExeMax), INSTANCE kNameInstanceDigits lowercase hex digits, SEQ
+// kNameSeqDigits decimal digits; a temp file is "." + that + ".tmp".
+constexpr int kNameExeMax = 64;
+constexpr int kNameInstanceDigits = 16;
+constexpr int kNameSeqDigits = 6;
+inline bool name_exe_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+}
+
 struct Header {             // 48 bytes
   char magic[8];            // "LKWTDUMP"
   uint16_t major;           // kMajor

@@ -49,19 +49,17 @@ const char* errno_text(int e) {
 void file_name(char* out, int cap, uint64_t seq, bool tmp) {
   char base[72];
   int n = 0;
-  for (const char* s = g_identity.exe_base; *s && n < 64; ++s) {
-    char c = *s;
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
-    base[n++] = ok ? c : '_';
-  }
+  for (const char* s = g_identity.exe_base; *s && n < format::kNameExeMax; ++s)
+    base[n++] = format::name_exe_char(*s) ? *s : '_';
   if (!n) base[n++] = 'x';
   base[n] = '\0';
-  char inst[17];
-  for (int i = 0; i < 16; ++i) inst[i] = "0123456789abcdef"[(g_identity.instance >> (60 - 4 * i)) & 15];
-  inst[16] = '\0';
-  char seqs[8];
-  for (int i = 5; i >= 0; --i) seqs[i] = static_cast<char>('0' + (seq % 10)), seq /= 10;
-  seqs[6] = '\0';
+  char inst[format::kNameInstanceDigits + 1];
+  for (int i = 0; i < format::kNameInstanceDigits; ++i)
+    inst[i] = "0123456789abcdef"[(g_identity.instance >> (60 - 4 * i)) & 15];
+  inst[format::kNameInstanceDigits] = '\0';
+  char seqs[format::kNameSeqDigits + 1];
+  for (int i = format::kNameSeqDigits - 1; i >= 0; --i) seqs[i] = static_cast<char>('0' + (seq % 10)), seq /= 10;
+  seqs[format::kNameSeqDigits] = '\0';
   format(out, cap, "%s/%s%s.%d.%s.%s%s%s", g_config.dir, tmp ? "." : "", base, g_identity.pid, inst, seqs,
          format::kFileSuffix, tmp ? ".tmp" : "");
 }
@@ -161,7 +159,7 @@ void trim_directory(uint64_t bytes, Arena* scratch) {
   char* base = std::strrchr(path, '/');
   base = base ? base + 1 : path;
   std::size_t n = std::strlen(base);
-  const std::size_t tail = 6 + std::strlen(format::kFileSuffix);  // "000000.lwdump"
+  const std::size_t tail = format::kNameSeqDigits + std::strlen(format::kFileSuffix);  // "000000.lwdump"
   if (n <= tail) return;
   base[n - tail] = '\0';
   if (!g_dir_rng) g_dir_rng = g_identity.instance | 1;

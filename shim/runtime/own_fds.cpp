@@ -68,7 +68,6 @@ int raw_close(int fd) { return static_cast<int>(syscall(SYS_close, fd)); }
 // handlers (_Fork, clone without CLONE_VM) inherits counts of threads it
 // does not have: the first slow path that notices starts them afresh.
 std::atomic<pid_t> g_pid{0};
-void reset_counts(pid_t pid);
 bool counts_are_ours() {
   const pid_t pid = static_cast<pid_t>(syscall(SYS_getpid));
   const pid_t seen = g_pid.load(std::memory_order_relaxed);
@@ -77,13 +76,25 @@ bool counts_are_ours() {
     g_pid.store(pid, std::memory_order_relaxed);
     return true;
   }
-  reset_counts(pid);
+  own_fds_after_fork_child();  // such a child has one thread, this one: what the handler would have seen
   return false;
 }
 
 void futex_wait(std::atomic<int>* word, int seen, uint64_t ns) {
   struct timespec ts = {static_cast<time_t>(ns / 1000000000ull), static_cast<long>(ns % 1000000000ull)};
   syscall(SYS_futex, reinterpret_cast<int*>(word), FUTEX_WAIT_PRIVATE, seen, &ts, nullptr, 0);
+}
+
+// An open or close between its call and its registration: forks wait
+// for these (own_fds_before_fork). This thread's are counted apart, so a
+// fork from a signal handler does not wait for the code it interrupted.
+void count_in() {
+  ++t_opening;
+  g_opening.fetch_add(1, std::memory_order_seq_cst);
+}
+void count_out() {
+  g_opening.fetch_sub(1, std::memory_order_seq_cst);
+  --t_opening;
 }
 
 // Counts an open in flight, once no fork is under way (or after
@@ -117,10 +128,7 @@ class OpenInFlight {
     g_opening.fetch_add(1, std::memory_order_seq_cst);
     errno = saved;
   }
-  ~OpenInFlight() {
-    g_opening.fetch_sub(1, std::memory_order_seq_cst);
-    --t_opening;
-  }
+  ~OpenInFlight() { count_out(); }
   OpenInFlight(const OpenInFlight&) = delete;
   OpenInFlight& operator=(const OpenInFlight&) = delete;
 };
@@ -157,14 +165,13 @@ bool still_ours(const Slot& s) {
 }
 
 // Closes a deferred slot's descriptor unless someone else already took it.
-bool close_deferred(Slot* s) {
+void close_deferred(Slot* s) {
   int deferred = kDeferred;
-  if (!s->state.compare_exchange_strong(deferred, kClosing)) return false;
+  if (!s->state.compare_exchange_strong(deferred, kClosing)) return;
   const int saved = errno;
   raw_close(s->fd.load(std::memory_order_relaxed));
   s->state.store(kFree, std::memory_order_release);
   errno = saved;
-  return true;
 }
 
 }  // namespace
@@ -190,12 +197,10 @@ int own_close(int fd) {
   s->state.store(kClosing, std::memory_order_seq_cst);  // a child skips it: keeps it at worst
   // In flight like an open: a fork that begins now waits for the close to
   // be done, or this close sees the fork and is deferred.
-  ++t_opening;
-  g_opening.fetch_add(1, std::memory_order_seq_cst);
+  count_in();
   if (g_forks.load(std::memory_order_seq_cst) != 0 && !t_forking && counts_are_ours()) {
     s->state.store(kDeferred, std::memory_order_seq_cst);
-    g_opening.fetch_sub(1, std::memory_order_seq_cst);
-    --t_opening;
+    count_out();
     // The fork may have ended before the parent's handler looked: then
     // whichever of the two takes the slot back closes it.
     if (g_forks.load(std::memory_order_seq_cst) == 0) close_deferred(s);
@@ -204,8 +209,7 @@ int own_close(int fd) {
   const int r = raw_close(fd);
   const int saved = errno;
   s->state.store(kFree, std::memory_order_release);
-  g_opening.fetch_sub(1, std::memory_order_seq_cst);
-  --t_opening;
+  count_out();
   errno = saved;
   return r;
 }
@@ -251,11 +255,5 @@ int own_fds_after_fork_child() {
   errno = saved;
   return closed;
 }
-
-namespace {
-// A child made without the handlers has one thread, this one: it is the
-// child the handler would have seen.
-void reset_counts(pid_t) { own_fds_after_fork_child(); }
-}  // namespace
 
 }  // namespace leakwatch::shim
