@@ -141,35 +141,58 @@ struct FrameTable {
   uint32_t* stack_frames = nullptr;  // all kept stacks' frames, as indices into addr
 };
 
+// The hash of addresses grows with the unique ones (a few thousand, where
+// the kept stacks can hold millions of frames): sized for every frame, it
+// was zeroed and faulted in at each dump (deep-stacks: 6 MiB a dump).
+struct FrameHash {
+  uintptr_t* keys = nullptr;  // address + 1; 0: empty
+  uint32_t* idx = nullptr;
+  uint64_t cap = 0;
+  bool make(Arena& scratch, uint64_t n) {
+    keys = static_cast<uintptr_t*>(scratch.alloc(sizeof(uintptr_t) * n));
+    idx = static_cast<uint32_t*>(scratch.alloc(sizeof(uint32_t) * n));
+    if (!keys || !idx) return false;
+    std::memset(keys, 0, sizeof(uintptr_t) * n);
+    cap = n;
+    return true;
+  }
+  uint64_t slot(uintptr_t a) const {
+    for (uint64_t j = ((a * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1);; j = (j + 1) & (cap - 1))
+      if (keys[j] == a + 1 || keys[j] == 0) return j;
+  }
+};
+
 bool build_frame_table(Arena& scratch, const Selection& s, FrameTable* t) {
   uint64_t total = 0;
   for (uint32_t i = 0; i < s.nkept; ++i) total += g_stacks.get(s.sel[i].id)->depth;
-  uint64_t cap = 1024;
-  while (cap < total * 2) cap <<= 1;
-  auto* keys = static_cast<uintptr_t*>(scratch.alloc(sizeof(uintptr_t) * cap));
-  auto* idx = static_cast<uint32_t*>(scratch.alloc(sizeof(uint32_t) * cap));
+  // Written only as far as used: pages past that are never touched.
   t->addr = static_cast<uintptr_t*>(scratch.alloc(sizeof(uintptr_t) * (total + 1)));
   t->stack_frames = static_cast<uint32_t*>(scratch.alloc(sizeof(uint32_t) * (total + 1)));
-  if (!keys || !idx || !t->addr || !t->stack_frames) return false;
-  std::memset(keys, 0, sizeof(uintptr_t) * cap);
+  FrameHash h;
+  if (!t->addr || !t->stack_frames || !h.make(scratch, 1024)) return false;
   uint64_t pos = 0;
   for (uint32_t i = 0; i < s.nkept; ++i) {
     StackEntry* e = g_stacks.get(s.sel[i].id);
     for (uint32_t f = 0; f < e->depth; ++f) {
-      uintptr_t a = e->frames[f];
-      for (uint64_t j = ((a * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1);; j = (j + 1) & (cap - 1)) {
-        if (keys[j] == a + 1) {  // +1: 0 marks an empty slot
-          t->stack_frames[pos++] = idx[j];
-          break;
+      const uintptr_t a = e->frames[f];
+      uint64_t j = h.slot(a);
+      if (h.keys[j] == 0) {
+        if ((uint64_t{t->nuniq} + 1) * 2 > h.cap) {  // at most half full: rehash into twice the room
+          FrameHash bigger;
+          if (!bigger.make(scratch, h.cap * 2)) return false;
+          for (uint32_t u = 0; u < t->nuniq; ++u) {
+            const uint64_t k = bigger.slot(t->addr[u]);
+            bigger.keys[k] = t->addr[u] + 1;
+            bigger.idx[k] = u;
+          }
+          h = bigger;
+          j = h.slot(a);
         }
-        if (keys[j] == 0) {
-          keys[j] = a + 1;
-          idx[j] = t->nuniq;
-          t->addr[t->nuniq] = a;
-          t->stack_frames[pos++] = t->nuniq++;
-          break;
-        }
+        h.keys[j] = a + 1;
+        h.idx[j] = t->nuniq;
+        t->addr[t->nuniq++] = a;
       }
+      t->stack_frames[pos++] = h.idx[j];
     }
   }
   return true;

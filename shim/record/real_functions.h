@@ -46,10 +46,10 @@ std::size_t bootstrap_size(const void* p);
 // (not a debugging or other allocator) and checked blocks of every bin
 // size against malloc_usable_size().
 extern bool g_glibc_chunks;
-inline std::size_t glibc_usable_size(const void* p) {
-  const std::size_t h = static_cast<const std::size_t*>(p)[-1];
-  return (h & ~std::size_t{7}) - ((h & 2) != 0 ? 16 : 8);
-}
+constexpr std::size_t kGlibcFlags = 7, kGlibcMmapped = 2;
+inline std::size_t glibc_chunk_word(const void* p) { return static_cast<const std::size_t*>(p)[-1]; }
+inline std::size_t glibc_usable_of(std::size_t h) { return (h & ~kGlibcFlags) - ((h & kGlibcMmapped) != 0 ? 16 : 8); }
+inline std::size_t glibc_usable_size(const void* p) { return glibc_usable_of(glibc_chunk_word(p)); }
 std::size_t other_usable_size(void* p);  // malloc_usable_size, out of line
 inline std::size_t real_usable_size(void* p) {
   return g_glibc_chunks ? glibc_usable_size(p) : other_usable_size(p);

@@ -64,6 +64,13 @@ __attribute__((noinline)) void* realloc_slow(void* p, std::size_t n);
 // out on its `growth`: r is sampled now or not (the slow path charges it).
 __attribute__((noinline)) void* realloc_grew_slow(void* r, std::size_t n, std::size_t growth);
 
+// realloc_unsampled() for another allocator than glibc's, with
+// malloc_usable_size().
+__attribute__((noinline)) void* realloc_unsampled_other(void* p, std::size_t n);
+// Its charge with glibc's when the block was or is now a chunk mmapped by
+// itself (chunk words h before and h2 after the call).
+__attribute__((noinline)) void* realloc_charge_mmapped(void* r, std::size_t n, std::size_t h, std::size_t h2);
+
 // realloc of a block that is not sampled (the hook's fast path, and the
 // slow path's for a neighbour of a sampled block). Only growth counts
 // toward sampling: a block that is realloc'd in place many times is not
@@ -76,10 +83,15 @@ __attribute__((noinline)) void* realloc_grew_slow(void* r, std::size_t n, std::s
 // built by turns from 1..4-byte appends were counted at 20%. A block whose
 // growth is sampled is recorded after the call, with the same stack.
 inline __attribute__((always_inline)) void* realloc_unsampled(void* p, std::size_t n) {
-  const std::size_t before = real_usable_size(p);
+  if (__builtin_expect(!g_glibc_chunks, 0)) return realloc_unsampled_other(p, n);
+  const std::size_t h = glibc_chunk_word(p);  // the only value kept across the call, with n
   void* r = g_real.realloc(p, n);
   if (__builtin_expect(r == nullptr, 0)) return r;
-  const std::size_t after = real_usable_size(r);
+  const std::size_t h2 = glibc_chunk_word(r);
+  // Growth in chunk bytes, without the flag bits; a chunk mmapped by itself
+  // has a longer header (rare: out of line).
+  if (__builtin_expect(((h | h2) & kGlibcMmapped) != 0, 0)) return realloc_charge_mmapped(r, n, h, h2);
+  const std::size_t before = h & ~kGlibcFlags, after = h2 & ~kGlibcFlags;
   if (__builtin_expect(after <= before || sample_tick(after - before), 1)) return r;
   return realloc_grew_slow(r, n, after - before);
 }

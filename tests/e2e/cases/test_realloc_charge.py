@@ -17,9 +17,9 @@ TOLERANCE = 0.06
 
 
 class ReallocCharge(lwtest.ShimTestCase):
-    def estimate(self, buffers, step, ways, sample_bytes):
-        cmd = [lwtest.program("realloc_append"), str(buffers), str(step), str(ways)]
-        r = lwtest.run_shim(cmd, self.dir, timeout=120, sample_bytes=sample_bytes)
+    def estimate(self, buffers, step, ways, sample_bytes, sizes_kib=(), env=None):
+        cmd = [lwtest.program("realloc_append"), str(buffers), str(step), str(ways)] + [str(k) for k in sizes_kib]
+        r = lwtest.run_shim(cmd, self.dir, timeout=120, env=env, sample_bytes=sample_bytes)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, b"")
         truth = int(re.search(rb"grown (\d+)", r.stdout).group(1))
@@ -27,8 +27,8 @@ class ReallocCharge(lwtest.ShimTestCase):
         est = sum(s["alloc_bytes"] for s in lwtest.sites_with_function(rep, "append_bytes"))
         return est, truth
 
-    def check(self, buffers, step, ways, sample_bytes):
-        est, truth = self.estimate(buffers, step, ways, sample_bytes)
+    def check(self, buffers, step, ways, sample_bytes, sizes_kib=(), env=None):
+        est, truth = self.estimate(buffers, step, ways, sample_bytes, sizes_kib, env)
         print("\nappends of 1..%d B, %d by turns, sampling every %d B: estimate/truth %.3f"
               % (step, ways, sample_bytes, est / truth))
         self.assertLess(abs(est / truth - 1), TOLERANCE, "estimate %d, truth %d" % (est, truth))
@@ -42,6 +42,15 @@ class ReallocCharge(lwtest.ShimTestCase):
 
     def test_wider_appends_by_turns(self):
         self.check(12000, 64, 3, 65536)
+
+    def test_across_the_mmap_threshold(self):
+        # Blocks grown from glibc's heap into chunks mmapped by themselves
+        # (a longer chunk header) and on by mremap: 64..320 KiB in appends
+        # of up to 4 KiB, with the threshold fixed at 128 KiB (glibc would
+        # otherwise raise it at the first free of such a chunk). At 256 KiB
+        # most blocks reach the threshold unsampled.
+        self.check(12000, 4096, 2, 262144, sizes_kib=(64, 256),
+                   env={"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=131072"})
 
     def test_dense_mode(self):
         # Below 64 KiB every free and realloc asks the sampled set first.

@@ -1,8 +1,9 @@
 // Strings built by small appends with realloc, one at a time or several
 // by turns: what a sampler charging realloc's growth must count exactly.
-// Usage: realloc_append BUFFERS MAX_STEP WAYS. Grows BUFFERS buffers to
-// 16..48 KiB in appends of 1..MAX_STEP bytes, WAYS of them at a time by
-// turns; prints the bytes asked for in all (every buffer starts empty).
+// Usage: realloc_append BUFFERS MAX_STEP WAYS [MIN_KIB SPAN_KIB]. Grows
+// BUFFERS buffers to MIN_KIB..MIN_KIB+SPAN_KIB (default 16..48 KiB) in
+// appends of 1..MAX_STEP bytes, WAYS of them at a time by turns; prints
+// the bytes asked for in all (every buffer starts empty).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,14 +27,15 @@ __attribute__((noinline)) static char* append_bytes(char* p, size_t len, size_t 
 }
 
 int main(int argc, char** argv) {
-  if (argc != 4) return 2;
+  if (argc != 4 && argc != 6) return 2;
   long buffers = atol(argv[1]), step = atol(argv[2]), ways = atol(argv[3]);
-  if (buffers <= 0 || step <= 0 || ways <= 0 || ways > kMaxWays) return 2;
+  long min_kib = argc == 6 ? atol(argv[4]) : 16, span_kib = argc == 6 ? atol(argv[5]) : 32;
+  if (buffers <= 0 || step <= 0 || ways <= 0 || ways > kMaxWays || min_kib < 0 || span_kib <= 0) return 2;
   uint64_t total = 0, check = 0;
   for (long b = 0; b < buffers; b += ways) {
     char* buf[kMaxWays] = {0};
     size_t len[kMaxWays] = {0}, target[kMaxWays];
-    for (long w = 0; w < ways; ++w) target[w] = 16384 + next_random() % 32768;
+    for (long w = 0; w < ways; ++w) target[w] = (size_t)min_kib * 1024 + next_random() % ((uint64_t)span_kib * 1024);
     for (int busy = 1; busy;) {
       busy = 0;
       for (long w = 0; w < ways; ++w) {
