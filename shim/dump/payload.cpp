@@ -143,7 +143,8 @@ struct FrameTable {
 
 // The hash of addresses grows with the unique ones (a few thousand, where
 // the kept stacks can hold millions of frames): sized for every frame, it
-// was zeroed and faulted in at each dump (deep-stacks: 6 MiB a dump).
+// was zeroed and faulted in at each dump (deep-stacks: 4 MiB a dump). The
+// tables it outgrows stay in the dump's arena until the dump ends.
 struct FrameHash {
   uintptr_t* keys = nullptr;  // address + 1; 0: empty
   uint32_t* idx = nullptr;
@@ -165,7 +166,8 @@ struct FrameHash {
 bool build_frame_table(Arena& scratch, const Selection& s, FrameTable* t) {
   uint64_t total = 0;
   for (uint32_t i = 0; i < s.nkept; ++i) total += g_stacks.get(s.sel[i].id)->depth;
-  // Written only as far as used: pages past that are never touched.
+  // addr is written only as far as there are unique frames: its pages past
+  // that are never touched.
   t->addr = static_cast<uintptr_t*>(scratch.alloc(sizeof(uintptr_t) * (total + 1)));
   t->stack_frames = static_cast<uint32_t*>(scratch.alloc(sizeof(uint32_t) * (total + 1)));
   FrameHash h;
