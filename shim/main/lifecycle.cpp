@@ -153,7 +153,7 @@ void lifecycle_start() {
 
   ConfigWarnings warnings;
   parse_config([](const char* name) -> const char* { return getenv(name); }, &g_config, &warnings);
-  identity_collect(&g_identity);
+  identity_collect_name(&g_identity);
   bool selected = !g_config.disable && (match_globs(g_config.match, g_identity.exe_base) ||
                                         match_globs(g_config.match, base_name(g_identity.argv0)));
   // Warnings only from processes we profile: a shell wrapping the target
@@ -164,6 +164,7 @@ void lifecycle_start() {
     g_state.store(kDisabled, std::memory_order_release);
     return;
   }
+  identity_collect_rest(&g_identity);
   make_absolute(g_config.dir);
   RecorderSizes sizes;
   uint64_t as_limit;

@@ -152,7 +152,7 @@ void identity_after_fork(Identity* id) {
   id->start_wall_ns = wall_ns();
 }
 
-void identity_collect(Identity* id) {
+void identity_collect_name(Identity* id) {
   std::memset(id, 0, sizeof *id);
   id->pid = static_cast<int>(::getpid());
   id->ppid = static_cast<int>(::getppid());
@@ -171,7 +171,9 @@ void identity_collect(Identity* id) {
   }
   const char* base = id->exe[0] ? base_name(id->exe) : base_name(id->argv0);
   copy(id->exe_base, sizeof id->exe_base, base, std::strlen(base));
+}
 
+void identity_collect_rest(Identity* id) {
   // Start time: field 22 of /proc/self/stat, in clock ticks after boot
   // (the comm field may hold spaces and parentheses: parse after the last ')').
   if (read_small_file("/proc/self/stat", g_scratch, sizeof g_scratch) > 0) {

@@ -30,7 +30,16 @@ struct Identity {
 
 extern Identity g_identity;
 
-void identity_collect(Identity* id);
+// What LEAKWATCH_MATCH looks at (pid, executable, command line): every
+// process the shim is preloaded into pays it.
+void identity_collect_name(Identity* id);
+// The rest (start time, host, container, boot id, namespaces: eight /proc
+// files), only in processes the shim profiles.
+void identity_collect_rest(Identity* id);
+inline void identity_collect(Identity* id) {
+  identity_collect_name(id);
+  identity_collect_rest(id);
+}
 // In a fork child: a new pid, parent, instance id and start time; the rest
 // (executable, command line, host, container, namespaces) is the parent's.
 // No file is read: most fork children exec or exit at once.
