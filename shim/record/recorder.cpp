@@ -354,18 +354,14 @@ void* realloc_grew_slow(void* r, std::size_t n, std::size_t growth) {
 }
 
 void* realloc_charge_mmapped(void* r, std::size_t n, std::size_t h, std::size_t h2) {
-  const std::size_t before = glibc_usable_of(h), after = glibc_usable_of(h2);
-  if (after <= before || sample_tick(after - before)) return r;
-  return realloc_grew_slow(r, n, after - before);
+  return charge_growth(r, n, glibc_usable_of(h), glibc_usable_of(h2));
 }
 
 void* realloc_unsampled_other(void* p, std::size_t n) {
   const std::size_t before = other_usable_size(p);
   void* r = g_real.realloc(p, n);
   if (__builtin_expect(r == nullptr, 0)) return r;
-  const std::size_t after = other_usable_size(r);
-  if (__builtin_expect(after <= before || sample_tick(after - before), 1)) return r;
-  return realloc_grew_slow(r, n, after - before);
+  return charge_growth(r, n, before, other_usable_size(r));
 }
 
 // ---- Anonymous mappings.

@@ -64,6 +64,15 @@ __attribute__((noinline)) void* realloc_slow(void* p, std::size_t n);
 // out on its `growth`: r is sampled now or not (the slow path charges it).
 __attribute__((noinline)) void* realloc_grew_slow(void* r, std::size_t n, std::size_t growth);
 
+// A realloc that left its block, now r of n bytes, holding `after` bytes
+// where it held `before`: growth runs the countdown down, and a countdown
+// that runs out sends r to the slow path.
+inline __attribute__((always_inline)) void* charge_growth(void* r, std::size_t n, std::size_t before,
+                                                          std::size_t after) {
+  if (__builtin_expect(after <= before || sample_tick(after - before), 1)) return r;
+  return realloc_grew_slow(r, n, after - before);
+}
+
 // realloc_unsampled() for another allocator than glibc's, with
 // malloc_usable_size().
 __attribute__((noinline)) void* realloc_unsampled_other(void* p, std::size_t n);
@@ -91,9 +100,7 @@ inline __attribute__((always_inline)) void* realloc_unsampled(void* p, std::size
   // Growth in chunk bytes, without the flag bits; a chunk mmapped by itself
   // has a longer header (rare: out of line).
   if (__builtin_expect(((h | h2) & kGlibcMmapped) != 0, 0)) return realloc_charge_mmapped(r, n, h, h2);
-  const std::size_t before = h & ~kGlibcFlags, after = h2 & ~kGlibcFlags;
-  if (__builtin_expect(after <= before || sample_tick(after - before), 1)) return r;
-  return realloc_grew_slow(r, n, after - before);
+  return charge_growth(r, n, h & ~kGlibcFlags, h2 & ~kGlibcFlags);
 }
 
 // Anonymous mappings (record/mappings.h), each sampled by itself

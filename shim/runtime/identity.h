@@ -33,7 +33,7 @@ extern Identity g_identity;
 // What LEAKWATCH_MATCH looks at (pid, executable, command line): every
 // process the shim is preloaded into pays it.
 void identity_collect_name(Identity* id);
-// The rest (start time, host, container, boot id, namespaces: eight /proc
+// The rest (start time, host, container, boot id, namespaces: seven /proc
 // files), only in processes the shim profiles.
 void identity_collect_rest(Identity* id);
 inline void identity_collect(Identity* id) {
