@@ -88,7 +88,12 @@ class Readme(unittest.TestCase):
         self.assertLess(leak["growth_bytes_per_s"], 260e3, summary)
         self.assertEqual(by_place.get("cache_response:42", {}).get("verdict"), "plateau", summary)
         self.assertEqual(by_place.get("handle_request:46", {}).get("verdict"), "transient", summary)
-        self.assertEqual([s for s in report["sites"] if s["verdict"] == "growing" and s is not leak], [], summary)
+        # The session's other allocations (the Session, its name, the map
+        # node) leak too, at a few KiB/s, under the floor: they may come out
+        # growing now and then (1 run in 36 measured), and rightly. Nothing
+        # else may.
+        wrong = [s for s in report["sites"] if s["verdict"] == "growing" and not where(s).startswith("remember_session")]
+        self.assertEqual(wrong, [], summary)
 
 
 if __name__ == "__main__":
