@@ -161,6 +161,19 @@ struct FrameHash {
     for (uint64_t j = ((a * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1);; j = (j + 1) & (cap - 1))
       if (keys[j] == a + 1 || keys[j] == 0) return j;
   }
+  void put(uint64_t j, uintptr_t a, uint32_t u) {
+    keys[j] = a + 1;
+    idx[j] = u;
+  }
+  // Rehashes the n unique addresses so far into twice the room, to stay at
+  // most half full.
+  bool grow(Arena& scratch, const uintptr_t* addr, uint32_t n) {
+    FrameHash bigger;
+    if (!bigger.make(scratch, cap * 2)) return false;
+    for (uint32_t u = 0; u < n; ++u) bigger.put(bigger.slot(addr[u]), addr[u], u);
+    *this = bigger;
+    return true;
+  }
 };
 
 bool build_frame_table(Arena& scratch, const Selection& s, FrameTable* t) {
@@ -179,19 +192,11 @@ bool build_frame_table(Arena& scratch, const Selection& s, FrameTable* t) {
       const uintptr_t a = e->frames[f];
       uint64_t j = h.slot(a);
       if (h.keys[j] == 0) {
-        if ((uint64_t{t->nuniq} + 1) * 2 > h.cap) {  // at most half full: rehash into twice the room
-          FrameHash bigger;
-          if (!bigger.make(scratch, h.cap * 2)) return false;
-          for (uint32_t u = 0; u < t->nuniq; ++u) {
-            const uint64_t k = bigger.slot(t->addr[u]);
-            bigger.keys[k] = t->addr[u] + 1;
-            bigger.idx[k] = u;
-          }
-          h = bigger;
+        if ((uint64_t{t->nuniq} + 1) * 2 > h.cap) {
+          if (!h.grow(scratch, t->addr, t->nuniq)) return false;
           j = h.slot(a);
         }
-        h.keys[j] = a + 1;
-        h.idx[j] = t->nuniq;
+        h.put(j, a, t->nuniq);
         t->addr[t->nuniq++] = a;
       }
       t->stack_frames[pos++] = h.idx[j];
