@@ -8,6 +8,7 @@
 
 #include "shim/runtime/internal_alloc.h"
 #include "shim/stack/loaded_objects.h"
+#include "shim/stack/stack_bounds.h"
 
 namespace leakwatch::shim {
 namespace {
@@ -19,11 +20,13 @@ namespace {
 // bit  33    the caller's RBP is saved at CFA + 8 * (bits 40-47, signed)
 // bit  34    the return address is undefined: the outermost frame
 // bit  35    needs libunwind (cached too: an address that needed it once always will)
+// bit  36    no unwind table: follow the frame pointer, as libunwind guesses
 // bits 48-55 the return address is at CFA + 8 * (this, signed)
 constexpr uint64_t kCfaIsBp = 1ull << 32;
 constexpr uint64_t kBpSaved = 1ull << 33;
 constexpr uint64_t kOutermost = 1ull << 34;
 constexpr uint64_t kNeedsLibunwind = 1ull << 35;
+constexpr uint64_t kFramePointer = 1ull << 36;
 
 uint64_t make_rule(int32_t cfa_off, bool cfa_bp, bool bp_saved, int bp_slot, int ra_slot) {
   uint64_t r = static_cast<uint32_t>(cfa_off);
@@ -335,8 +338,11 @@ uint64_t rule_from_row(const Row& row) {
   return make_rule(static_cast<int32_t>(row.cfa_off), row.cfa_reg == 6, row.bp == Row::kAt, bp_slot, ra_slot);
 }
 
-// The FDE covering `pc` through the object's sorted search table.
-const uint8_t* find_fde(const uint8_t* hdr, const uint8_t* hdr_end, uintptr_t pc) {
+// The FDE covering `pc` through the object's sorted search table (the one
+// to check: its range may still end before pc). *searched: the table was
+// read, so a miss means no FDE starts at or below pc.
+const uint8_t* find_fde(const uint8_t* hdr, const uint8_t* hdr_end, uintptr_t pc, bool* searched) {
+  *searched = false;
   Reader r{hdr, hdr_end};
   if (r.u8() != 1) return nullptr;  // version
   uint8_t frame_enc = r.u8(), count_enc = r.u8(), table_enc = r.u8();
@@ -346,6 +352,7 @@ const uint8_t* find_fde(const uint8_t* hdr, const uint8_t* hdr_end, uintptr_t pc
   if (!r.ok || table_enc != 0x3b || count == 0) return nullptr;  // datarel sdata4: what every linker writes
   const auto* table = reinterpret_cast<const int32_t*>(r.p);
   if (static_cast<uint64_t>(hdr_end - r.p) / 8 < count) return nullptr;
+  *searched = true;
   uint64_t lo = 0, hi = count;  // last entry with start <= pc
   while (hi - lo > 1) {
     uint64_t mid = lo + (hi - lo) / 2;
@@ -356,7 +363,8 @@ const uint8_t* find_fde(const uint8_t* hdr, const uint8_t* hdr_end, uintptr_t pc
   return reinterpret_cast<const uint8_t*>(base + static_cast<intptr_t>(table[2 * lo + 1]));
 }
 
-// The rule at `pc` from the FDE, or kNeedsLibunwind.
+// The rule at `pc` from the FDE, kFramePointer when the FDE ends before pc,
+// or kNeedsLibunwind.
 uint64_t rule_from_fde(const uint8_t* fde, uintptr_t pc) {
   // FDEs and CIEs lie within .eh_frame; lengths bound every read.
   constexpr std::size_t kMaxEntry = 1u << 20;
@@ -373,7 +381,8 @@ uint64_t rule_from_fde(const uint8_t* fde, uintptr_t pc) {
   if (!parse_cie(cie_at, cie_at + 4 + kMaxEntry, &cie) || cie.signal) return kNeedsLibunwind;
   uintptr_t start = r.encoded(cie.fde_enc);
   uintptr_t range = r.encoded(cie.fde_enc & 0x0f);
-  if (!r.ok || pc < start || pc - start >= range) return kNeedsLibunwind;
+  if (!r.ok || pc < start) return kNeedsLibunwind;
+  if (pc - start >= range) return kFramePointer;  // between functions: no FDE covers pc
   if (cie.has_z) r.skip(r.uleb());
   if (!r.ok) return kNeedsLibunwind;
   Row initial;
@@ -389,20 +398,42 @@ struct Lookup {
   uint64_t rule;
 };
 
+// Code libunwind recognises before it guesses (x86_64 Gstep.c): a signal
+// return ("mov $15, %rax; syscall") or a PLT entry ("jmp *x(%rip); push;
+// jmp"). Either, at the address or one past it (pc is a return address
+// less one): libunwind's, not a guess.
+bool special_code(const uint8_t* at) {
+  for (int k = 0; k < 2; ++k, ++at) {
+    static const uint8_t kSigreturn[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
+    if (std::memcmp(at, kSigreturn, sizeof kSigreturn) == 0) return true;
+    if (at[0] == 0xff && at[1] == 0x25 && at[6] == 0x68 && at[11] == 0xe9) return true;
+  }
+  return false;
+}
+
 int rule_in_object(struct dl_phdr_info* info, size_t, void* data) {
   auto* q = static_cast<Lookup*>(data);
-  bool inside = false;
+  const ElfW(Phdr)* segment = nullptr;
   const uint8_t* hdr = nullptr;
   std::size_t hdr_len = 0;
   for (int i = 0; i < info->dlpi_phnum; ++i) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     uintptr_t lo = info->dlpi_addr + ph.p_vaddr;
-    if (ph.p_type == PT_LOAD && q->pc >= lo && q->pc - lo < ph.p_memsz) inside = true;
+    if (ph.p_type == PT_LOAD && q->pc >= lo && q->pc - lo < ph.p_memsz) segment = &ph;
     if (ph.p_type == PT_GNU_EH_FRAME) hdr = reinterpret_cast<const uint8_t*>(lo), hdr_len = ph.p_memsz;
   }
-  if (!inside) return 0;
-  const uint8_t* fde = hdr ? find_fde(hdr, hdr + hdr_len, q->pc) : nullptr;
-  q->rule = fde ? rule_from_fde(fde, q->pc) : kNeedsLibunwind;
+  if (!segment) return 0;
+  bool searched = false;
+  const uint8_t* fde = hdr ? find_fde(hdr, hdr + hdr_len, q->pc, &searched) : nullptr;
+  q->rule = fde ? rule_from_fde(fde, q->pc) : searched ? kFramePointer : kNeedsLibunwind;
+  if (q->rule == kFramePointer) {
+    // Code without an FDE in an object that has a table (hand-written
+    // assembly, V8's embedded builtins): libunwind guesses, after reading
+    // the code itself -- mapped and readable here, or libunwind decides.
+    const uintptr_t seg_lo = info->dlpi_addr + segment->p_vaddr;
+    const bool readable = (segment->p_flags & PF_R) && q->pc - seg_lo + 13 <= segment->p_filesz;
+    if (!readable || special_code(reinterpret_cast<const uint8_t*>(q->pc))) q->rule = kNeedsLibunwind;
+  }
   return 1;
 }
 
@@ -423,44 +454,63 @@ Slot* g_slots = nullptr;
 
 inline Slot& slot_for(uintptr_t pc) { return g_slots[(pc * 0x9E3779B97F4A7C15ull) >> (64 - g_slot_bits)]; }
 
-inline bool cached(uintptr_t pc, uint64_t generation, uint64_t* rule) {
+// The slot's key: a loaded-objects generation, or for an address in no
+// object, kNoObjectKey with the stamp of the list that missed it.
+inline bool cached(uintptr_t pc, uint64_t* key, uint64_t* rule) {
   Slot& s = slot_for(pc);
   const uint64_t seq = s.seq.load(std::memory_order_acquire);
   const uint64_t p = s.pc.load(std::memory_order_relaxed);
-  const uint64_t g = s.generation.load(std::memory_order_relaxed);
+  *key = s.generation.load(std::memory_order_relaxed);
   *rule = s.rule.load(std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_acquire);
-  return (seq & 1) == 0 && p == pc && g == generation && s.seq.load(std::memory_order_relaxed) == seq;
+  return (seq & 1) == 0 && p == pc && s.seq.load(std::memory_order_relaxed) == seq;
 }
 
-void remember(uintptr_t pc, uint64_t generation, uint64_t rule) {
+void remember(uintptr_t pc, uint64_t key, uint64_t rule) {
   Slot& s = slot_for(pc);
   uint64_t seq = s.seq.load(std::memory_order_relaxed);
   // Another writer has it: skip (the rule is still used for this walk).
   if ((seq & 1) || !s.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_acquire)) return;
   std::atomic_thread_fence(std::memory_order_release);  // the odd number before the new contents
   s.pc.store(pc, std::memory_order_relaxed);
-  s.generation.store(generation, std::memory_order_relaxed);
+  s.generation.store(key, std::memory_order_relaxed);
   s.rule.store(rule, std::memory_order_relaxed);
   s.seq.store(seq + 2, std::memory_order_release);
 }
 
+constexpr uint64_t kNoObjectKey = 1ull << 63;
+
 uint64_t rule_for(uintptr_t pc, uint64_t generation) {
-  uint64_t rule;
-  if (__builtin_expect(cached(pc, generation, &rule), 1)) return rule;
+  uint64_t key, rule;
+  if (__builtin_expect(cached(pc, &key, &rule), 1)) {
+    if (__builtin_expect(key == generation, 1)) return rule;
+    // In no object as of the current list: JIT code, as long as the list
+    // would not be rebuilt for a miss now (a library loaded past dlopen's
+    // hook, or one whose dlopen bumped the generation before mapping it).
+    if (key == (loaded_objects_stamp() | kNoObjectKey) && !loaded_objects_miss_due()) return rule;
+  }
+  const uint64_t stamp = loaded_objects_stamp();  // before the lookup: a list rebuilt meanwhile ends the entry
   Lookup q{pc, kNeedsLibunwind};
-  uint64_t built_for = 0;
-  // In no object (JIT code): libunwind's, and not cached -- dlopen bumps the
-  // generation before the object is mapped (a sibling call), so a list made
-  // for the new generation can miss it; an uncached miss is retried against
-  // a rebuilt list (at most once a second), a cached one would stick.
-  if (loaded_objects_iterate(rule_in_object, &q, &built_for) == 0) return kNeedsLibunwind;
+  uint64_t built_for = 0;  // stays 0 when no list could be read
+  const bool found = loaded_objects_iterate(rule_in_object, &q, &built_for) != 0;
   // Tables read from a list of objects older than the walk may belong to
-  // code unloaded since: neither used nor kept.
+  // code unloaded since: neither used nor kept. The same for a miss.
   if (built_for != generation) return kNeedsLibunwind;
+  if (!found) {
+    remember(pc, stamp | kNoObjectKey, kFramePointer);
+    return kFramePointer;
+  }
   remember(pc, generation, q.rule);
   return q.rule;
 }
+
+// libunwind believes a frame-pointer guess only for an RBP at most this far
+// above the frame's stack pointer (x86_64 Gstep.c).
+constexpr uintptr_t kGuessReach = 0x4000;
+// A return address below this ends libunwind's walk (x86_64 Gtrace.c).
+constexpr uintptr_t kLowestCode = 0x4000;
+
+inline uintptr_t load(uintptr_t at) { return *reinterpret_cast<const uintptr_t*>(at); }
 
 }  // namespace
 
@@ -478,17 +528,40 @@ __attribute__((noinline)) int cfi_backtrace(void** out, int max) {
   asm volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2" : "=r"(pc), "=r"(sp), "=r"(bp));
   const uint64_t generation = loaded_objects_generation();
   bool exact = true;  // pc is where execution is, not a return address
+  // After a frame-pointer guess, the registers may hold anything: every
+  // later read must fall in this thread's own stack (stack_bounds.h).
+  bool guessed = false;
   int n = 0;
   while (n < max) {
     if (pc >> 47) return -1;  // not a user-space address of 4-level paging: libunwind decides
     const uint64_t rule = rule_for(exact ? pc : pc - 1, generation);
     if (rule & kNeedsLibunwind) return -1;
     if (rule & kOutermost) break;
+    if (rule & kFramePointer) {
+      // No unwind table (JIT code): libunwind's guess. The caller's frame
+      // starts at RBP + 16, its return address at RBP + 8, its RBP at RBP;
+      // an RBP of 0, below this frame or too far above it ends the stack.
+      if (bp == 0 || bp < sp || bp - sp > kGuessReach) break;
+      if (!own_stack_holds(bp, bp + 16, sp)) return -1;  // libunwind checks each read with a system call
+      guessed = true;
+      pc = load(bp + 8);
+      sp = bp + 16;
+      bp = load(bp);
+      exact = false;
+      if (pc < kLowestCode) break;
+      out[n++] = reinterpret_cast<void*>(pc);
+      continue;
+    }
     const uintptr_t cfa = ((rule & kCfaIsBp) ? bp : sp) + static_cast<intptr_t>(rule_cfa_off(rule));
     // The stack grows down: a caller's frame is above its callee's.
     if (cfa <= sp || (cfa & 7) != 0) return -1;
-    const uintptr_t ra = *reinterpret_cast<const uintptr_t*>(cfa + 8 * static_cast<intptr_t>(rule_ra_slot(rule)));
-    if (rule & kBpSaved) bp = *reinterpret_cast<const uintptr_t*>(cfa + 8 * static_cast<intptr_t>(rule_bp_slot(rule)));
+    const uintptr_t ra_at = cfa + 8 * static_cast<intptr_t>(rule_ra_slot(rule));
+    const uintptr_t bp_at = cfa + 8 * static_cast<intptr_t>(rule_bp_slot(rule));
+    if (guessed && (!own_stack_holds(ra_at, ra_at + 8, sp) ||
+                    ((rule & kBpSaved) && !own_stack_holds(bp_at, bp_at + 8, sp))))
+      return -1;
+    const uintptr_t ra = load(ra_at);
+    if (rule & kBpSaved) bp = load(bp_at);
     sp = cfa;
     pc = ra;
     exact = false;

@@ -11,12 +11,25 @@
 // and .eh_frame (the same tables libunwind and the C++ runtime use, mapped
 // with the object's code), computed once per address and cached.
 //
+// Code without unwind tables (JIT code, or hand-written assembly in an
+// object that has tables) is walked as libunwind walks it: by its guess
+// that RBP is a frame pointer, believed only for an RBP above the frame's
+// stack pointer by at most 16 KiB. libunwind checks every read it makes
+// after such a guess with a system call; this walker reads only within the
+// thread's own stack (stack_bounds.h) and leaves any other read to it. An
+// address in no object is cached too, for as long as the list of objects
+// that missed it is current and would not be rebuilt for a miss.
+//
 // Never a different stack from libunwind's: whenever a frame needs anything
-// else -- no unwind table (JIT code), a signal frame, a CFA expression
-// (stack realignment), a register rule it does not follow, a CFA that does
-// not move up the stack -- cfi_backtrace() returns -1 and the caller walks
-// with libunwind instead. tests/unit/cfi_walk_test.cpp compares the two on
-// many stack shapes.
+// else -- a signal frame, a CFA expression (stack realignment), a register
+// rule it does not follow, a CFA that does not move up the stack, a guessed
+// read outside the thread's own stack -- cfi_backtrace() returns -1 and the
+// caller walks with libunwind instead. tests/unit/cfi_walk_test.cpp
+// compares the two on many stack shapes, JIT-like frames among them.
+// (libunwind decides a guess once per address and caches the outcome; this
+// walker decides it per walk: the two differ only where a frame pointer's
+// plausibility changes between walks through one address, i.e. where RBP
+// is not a frame pointer.)
 //
 // Cached rules are keyed by address and the loaded-objects generation
 // (dlopen/dlclose bump it, dlclose again once the object is gone), and a
@@ -26,8 +39,9 @@
 //
 // Thread-safety: any thread; the cache is lock-free (one writer per slot at
 // a time, readers validate). Never allocates after cfi_walk_init(). Reads
-// only the object tables of addresses found on this thread's stack, and the
-// stack itself where those tables say.
+// only the object tables of addresses found on this thread's stack, the
+// stack itself where those tables say, and after a guess only the thread's
+// own stack.
 #pragma once
 
 namespace leakwatch::shim {

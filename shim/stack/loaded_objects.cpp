@@ -37,6 +37,7 @@ std::atomic<int> g_building{0};
 std::atomic<uint64_t> g_changes{1};  // dlopen/dlclose calls; the snapshot is built for one value
 std::atomic<uint64_t> g_built_for{0};
 std::atomic<uint64_t> g_last_miss_rebuild{0};
+std::atomic<uint64_t> g_stamp{1};  // lists published
 
 // What a rebuild has mapped and not yet published or given back, and whose
 // rebuild it is: a fork child gives them back for a builder it did not
@@ -123,6 +124,7 @@ void rebuild(uint64_t for_changes) {
       old = g_snap.exchange(fresh, std::memory_order_seq_cst);
       g_pending_snap.store(nullptr, std::memory_order_seq_cst);
       g_built_for.store(for_changes, std::memory_order_release);
+      g_stamp.fetch_add(1, std::memory_order_acq_rel);
     }
     g_writer.store(0, std::memory_order_release);
     // Forgotten before they go: a child must never unmap an address the
@@ -166,6 +168,12 @@ int loaded_objects_iterate(PhdrCallback callback, void* data, uint64_t* built_fo
     }
   }
   return r;
+}
+
+uint64_t loaded_objects_stamp() { return g_stamp.load(std::memory_order_acquire); }
+
+bool loaded_objects_miss_due() {
+  return mono_coarse_ns() >= g_last_miss_rebuild.load(std::memory_order_relaxed) + kMissRebuildNs;
 }
 
 void loaded_objects_changed() { g_changes.fetch_add(1, std::memory_order_acq_rel); }

@@ -30,8 +30,15 @@ namespace leakwatch::shim {
 using PhdrCallback = int (*)(struct dl_phdr_info*, size_t, void*);
 
 void loaded_objects_init();  // the first snapshot, at start-up
-// *built_for (if given): the generation the list served was made for.
+// *built_for (if given): the generation the list served was made for;
+// untouched when no list could be read.
 int loaded_objects_iterate(PhdrCallback callback, void* data, uint64_t* built_for = nullptr);
+// Changes whenever a new list is published: what was missing from the list
+// (an address in no object) may be found in the next.
+uint64_t loaded_objects_stamp();
+// A miss now would rebuild the list (a second has passed since the last
+// rebuild for one): a cached miss must be looked up again.
+bool loaded_objects_miss_due();
 void loaded_objects_changed();            // dlopen or dlclose: rebuild before the next use
 uint64_t loaded_objects_generation();     // how many times that happened
 void loaded_objects_after_fork_child();   // a reader or the rebuilder may have vanished mid-way

@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include <alloca.h>
+#include <pthread.h>
 #include <dlfcn.h>
 #include <sys/mman.h>
 #include <atomic>
@@ -60,16 +61,21 @@ __attribute__((noinline)) void walk_here(Walks* w, int max = kMax) {
   asm volatile("" ::: "memory");
 }
 
-void require_same(const Walks& w) {
+// unw_step is compared only on stacks without JIT frames: after a guessed
+// frame it goes on from the guessed frame's stack pointer plus 16 rather
+// than from RBP + 16 (x86_64 Gstep.c), where unw_backtrace -- what the shim
+// calls -- and this walker take RBP + 16, the caller's true stack pointer.
+void require_same(const Walks& w, bool step_too = true) {
   REQUIRE(w.fast >= 0);
   REQUIRE(w.fast == w.unw);
-  REQUIRE(w.step == w.unw);
+  if (step_too) REQUIRE(w.step == w.unw);
   for (int i = 1; i < w.fast; ++i) {
     INFO("frame " << i);
     REQUIRE(w.a[i] == w.b[i]);
-    REQUIRE(w.c[i] == w.b[i]);
+    if (step_too) REQUIRE(w.c[i] == w.b[i]);
   }
 }
+bool has_jit(const std::string& pattern) { return pattern.find('j') != std::string::npos; }
 
 // ---- Frame shapes. Each calls the next by the pattern, then walks at the
 // bottom; the asm after each call keeps the frame (no tail call).
@@ -143,8 +149,47 @@ __attribute__((noinline)) void through_qsort(const char* pattern, Walks* w) {
   asm volatile("" ::: "memory");
 }
 
+// JIT-like code: copied into an anonymous executable page, so it is in no
+// loaded object and has no unwind table; libunwind guesses that RBP is its
+// frame pointer. Each stub calls rdx(rdi, rsi).
+using Stub = void (*)(const char*, Walks*, void (*)(const char*, Walks*), uintptr_t);
+const unsigned char kFrameStub[] = {0x55,                    // push %rbp
+                                    0x48, 0x89, 0xe5,        // mov %rsp,%rbp
+                                    0x48, 0x83, 0xec, 0x20,  // sub $32,%rsp (locals)
+                                    0xff, 0xd2,              // call *%rdx
+                                    0xc9,                    // leave
+                                    0xc3};                   // ret
+// The same call with RBP set to the fourth argument: a frame pointer that
+// is not one.
+const unsigned char kFakeRbpStub[] = {0x55,              // push %rbp
+                                      0x48, 0x89, 0xcd,  // mov %rcx,%rbp
+                                      0xff, 0xd2,        // call *%rdx
+                                      0x5d,              // pop %rbp
+                                      0xc3};             // ret
+constexpr int kStubs = 8;  // copies at 64-byte steps: libunwind caches its guess per address
+unsigned char* g_jit = nullptr;
+
+Stub stub_at(int i) { return reinterpret_cast<Stub>(g_jit + 64 * i); }
+Stub frame_stub() { return stub_at(0); }
+Stub fake_rbp_stub(int i) { return stub_at(1 + i); }  // i < kStubs - 1
+
+void make_jit_page() {
+  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(page != MAP_FAILED);
+  g_jit = static_cast<unsigned char*>(page);
+  std::memcpy(g_jit, kFrameStub, sizeof kFrameStub);
+  for (int i = 1; i < kStubs; ++i) std::memcpy(g_jit + 64 * i, kFakeRbpStub, sizeof kFakeRbpStub);
+  REQUIRE(mprotect(page, 4096, PROT_READ | PROT_EXEC) == 0);
+}
+
+__attribute__((noinline)) void through_jit(const char* pattern, Walks* w) {
+  frame_stub()(pattern, w, chain, 0);
+  asm volatile("" ::: "memory");
+}
+
 void chain(const char* pattern, Walks* w) {
   switch (*pattern) {
+    case 'j': through_jit(pattern + 1, w); break;
     case 'p': plain(pattern + 1, w); break;
     case 'a': with_alloca(pattern + 1, w); break;
     case 'f': with_frame_pointer(pattern + 1, w); break;
@@ -160,6 +205,7 @@ void setup() {
   if (done) return;
   done = true;
   loaded_objects_init();
+  make_jit_page();
   // Eight slots: the walks here cross many more addresses, so slots are
   // overwritten all the time (and, in the threaded cases, concurrently).
   REQUIRE(cfi_walk_init(3));
@@ -170,15 +216,15 @@ void setup() {
 TEST_CASE("cfi_walk: the same frames as libunwind on every frame shape", "[cfi]") {
   setup();
   for (const char* pattern : {"", "p", "a", "f", "h", "e", "q", "pafheq", "aaaa", "ffff", "apfapf", "qaq", "hah",
-                              "eeeeeeee", "paqfhe"}) {
+                              "eeeeeeee", "paqfhe", "j", "jj", "pjp", "ajhj", "fjqj", "jjjjjjjj", "hjejaj"}) {
     INFO("pattern '" << pattern << "'");
     Walks w;
     chain(pattern, &w);
-    require_same(w);
+    require_same(w, !has_jit(pattern));
     // Twice: some rules now come from the cache.
     Walks again;
     chain(pattern, &again);
-    require_same(again);
+    require_same(again, !has_jit(pattern));
     REQUIRE(again.fast == w.fast);
   }
 }
@@ -186,7 +232,7 @@ TEST_CASE("cfi_walk: the same frames as libunwind on every frame shape", "[cfi]"
 TEST_CASE("cfi_walk: random deep shapes, and a depth limit", "[cfi]") {
   setup();
   std::mt19937 rng(12345);
-  const char shapes[] = "ppppaafhe";
+  const char shapes[] = "ppppaafhej";
   for (int round = 0; round < 300; ++round) {
     std::string pattern;
     int depth = static_cast<int>(rng() % 60);
@@ -194,7 +240,7 @@ TEST_CASE("cfi_walk: random deep shapes, and a depth limit", "[cfi]") {
     INFO("pattern '" << pattern << "'");
     Walks w;
     chain(pattern.c_str(), &w);
-    require_same(w);
+    require_same(w, !has_jit(pattern));
   }
   // Truncated walks agree too.
   for (int max : {1, 2, 5, 40}) {
@@ -234,7 +280,7 @@ TEST_CASE("cfi_walk: threads sharing the cache's slots agree with libunwind on e
   for (int t = 0; t < 4; ++t)
     threads.emplace_back([&, t] {
       std::mt19937 rng(777 + t);
-      const char shapes[] = "ppaafhe";
+      const char shapes[] = "ppaafhej";
       for (int round = 0; round < 400; ++round) {
         std::string pattern;
         int depth = static_cast<int>(rng() % 30);
@@ -325,41 +371,85 @@ TEST_CASE("cfi_walk: a signal frame is left to libunwind", "[cfi]") {
   CHECK(g_in_handler.unw > 3);     // which walks through the signal frame
 }
 
+TEST_CASE("cfi_walk: code in no loaded object (JIT) is walked by its frame pointer, round after round", "[cfi]") {
+  setup();
+  for (int round = 0; round < 3; ++round) {  // by now the stubs' addresses come from the cache
+    INFO("round " << round);
+    Walks w;
+    chain("pjp", &w);
+    require_same(w, false);
+    // libunwind follows the stub's frame pointer on to through_jit and
+    // beyond: the same frames, none left to it.
+    CHECK(w.fast >= 8);
+  }
+}
+
 namespace {
-__attribute__((noinline)) void jit_callee(Walks* w) {
+void walk_at_bottom(const char*, Walks* w) {
   walk_here(w);
   asm volatile("" ::: "memory");
 }
+
+// Runs a fake-RBP stub on a thread of its own (libunwind decides a guess
+// once per thread and address, and keeps the answer).
+template <typename Fn>
+void on_thread(Fn fn) {
+  std::thread t(fn);
+  t.join();
+}
 }  // namespace
 
-TEST_CASE("cfi_walk: code in no loaded object (JIT) is left to libunwind, round after round", "[cfi]") {
+TEST_CASE("cfi_walk: a frame pointer that is not one ends the stack where libunwind ends it", "[cfi]") {
   setup();
-  // A JIT-style stub in an anonymous executable page: a frame-pointer
-  // prologue, a call to rdi(rsi), the epilogue. No object, no unwind table.
-  static const unsigned char kStub[] = {0x55,                 // push %rbp
-                                        0x48, 0x89, 0xe5,     // mov %rsp,%rbp
-                                        0x48, 0x89, 0xf8,     // mov %rdi,%rax
-                                        0x48, 0x89, 0xf7,     // mov %rsi,%rdi
-                                        0xff, 0xd0,           // call *%rax
-                                        0x5d,                 // pop %rbp
-                                        0xc3};                // ret
-  void* page = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  REQUIRE(page != MAP_FAILED);
-  std::memcpy(page, kStub, sizeof kStub);
-  REQUIRE(mprotect(page, 4096, PROT_READ | PROT_EXEC) == 0);
-  auto stub = reinterpret_cast<void (*)(void (*)(Walks*), Walks*)>(page);
-  for (int round = 0; round < 3; ++round) {  // the frames below the stub's come from the cache by now
-    INFO("round " << round);
+  // RBP 0 (the outermost frame's mark), below the stack pointer, and more
+  // than 16 KiB above it: libunwind does not believe any of them.
+  int i = 0;
+  for (const char* what : {"zero", "below", "far"}) {
+    INFO(what);
     Walks w;
-    stub(jit_callee, &w);
-    CHECK(w.fast == -1);  // the caller then asks libunwind
-    // libunwind follows the stub's frame pointer on to this function and
-    // beyond: walk_here, jit_callee, the stub, this test case, ...
-    CHECK(w.unw >= 5);
-    // Ordinary code is still walked by its own tables.
-    Walks plain_walk;
-    chain("pa", &plain_walk);
-    require_same(plain_walk);
+    const int stub = i++;
+    on_thread([&] {
+      volatile char here = 0;
+      const auto sp = reinterpret_cast<uintptr_t>(&here);
+      const uintptr_t rbp = what[0] == 'z' ? 0 : what[0] == 'b' ? sp - 4096 : sp + 0x8000;
+      fake_rbp_stub(stub)("", &w, walk_at_bottom, rbp);
+      asm volatile("" ::: "memory");
+    });
+    require_same(w);
+    // walk_here's caller, the stub's caller (walk_at_bottom), the stub: then the end.
+    CHECK(w.fast == 3);
   }
-  munmap(page, 4096);
+}
+
+TEST_CASE("cfi_walk: a guessed frame never reads past the thread's own stack", "[cfi]") {
+  setup();
+  // A thread on a stack of the test's, with an inaccessible page right
+  // above it; the stub's RBP points at the last word below that page. A
+  // read of the guessed return address (RBP + 8) would fault there: the
+  // walker must leave that frame to libunwind (which checks its reads).
+  constexpr std::size_t kStack = 256 * 1024;
+  auto* mem = static_cast<char*>(mmap(nullptr, kStack + 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+  REQUIRE(mem != MAP_FAILED);
+  REQUIRE(mprotect(mem + kStack, 4096, PROT_NONE) == 0);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  REQUIRE(pthread_attr_setstack(&attr, mem, kStack) == 0);
+  struct Arg {
+    uintptr_t rbp;
+    Walks w;
+  } arg{reinterpret_cast<uintptr_t>(mem + kStack - 8), {}};
+  pthread_t t;
+  REQUIRE(pthread_create(
+              &t, &attr,
+              [](void* p) -> void* {
+                auto* a = static_cast<Arg*>(p);
+                fake_rbp_stub(kStubs - 2)("", &a->w, walk_at_bottom, a->rbp);
+                return nullptr;
+              },
+              &arg) == 0);
+  REQUIRE(pthread_join(t, nullptr) == 0);
+  pthread_attr_destroy(&attr);
+  munmap(mem, kStack + 4096);
+  CHECK(arg.w.fast == -1);  // the caller then asks libunwind
+  CHECK(arg.w.unw == 3);    // which cannot read it either: the stack ends at the stub
 }
