@@ -56,26 +56,26 @@ long read_mappings(char* buf, std::size_t cap, MappingFn fn, void* ctx) {
   int fd = open_proc_self("maps");
   if (fd < 0) return -1;
   long lines = 0;
-  std::size_t have = 0;
+  std::size_t have = 0, from = 0;  // buf[from, have): read, not yet parsed
   bool eof = false;
-  while (!eof || have) {
-    if (!eof && have < cap - 1) {
+  for (;;) {
+    char* nl = static_cast<char*>(std::memchr(buf + from, '\n', have - from));
+    if (!nl) {
+      if (eof || (from == 0 && have >= cap - 1)) break;  // the end, or a line longer than the buffer
+      // Move the partial line to the front once per read, not once per line.
+      std::memmove(buf, buf + from, have - from);
+      have -= from;
+      from = 0;
       ssize_t n = ::read(fd, buf + have, cap - 1 - have);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) eof = true;
       else have += static_cast<std::size_t>(n);
-    }
-    char* nl = static_cast<char*>(std::memchr(buf, '\n', have));
-    if (!nl) {
-      if (eof || have >= cap - 1) break;  // a line longer than the buffer: stop there
       continue;
     }
     *nl = '\0';
     MapLine m;
-    if (parse_map_line(buf, &m)) fn(m, ctx), ++lines;
-    std::size_t used = static_cast<std::size_t>(nl + 1 - buf);
-    std::memmove(buf, nl + 1, have - used);
-    have -= used;
+    if (parse_map_line(buf + from, &m)) fn(m, ctx), ++lines;
+    from = static_cast<std::size_t>(nl + 1 - buf);
   }
   own_close(fd);
   return lines;

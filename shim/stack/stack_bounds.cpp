@@ -7,6 +7,8 @@
 #include "shim/runtime/no_cancel.h"
 #include "shim/runtime/proc_maps.h"
 
+extern "C" void* __libc_stack_end;  // glibc's loader: the initial stack pointer
+
 namespace leakwatch::shim {
 namespace {
 
@@ -24,6 +26,7 @@ __thread bool t_last_ok __attribute__((tls_model("initial-exec")));
 struct Look {
   uintptr_t sp;
   uintptr_t tls;  // an address in this thread's static TLS
+  uintptr_t main_top;  // the stack pointer the program started with
   uintptr_t prev_end = 0;
   bool prev_guard = false;
   uintptr_t lo = 0, hi = 0;
@@ -35,7 +38,9 @@ void on_mapping(const MapLine& m, void* arg) {
   k->prev_end = m.end;
   k->prev_guard = std::strncmp(m.perms, "---", 3) == 0;
   if (k->sp < m.start || k->sp >= m.end || m.perms[0] != 'r' || m.perms[1] != 'w') return;
-  if (std::strcmp(m.path, "[stack]") == 0) {
+  if (std::strcmp(m.path, "[stack]") == 0 || (k->main_top >= m.start && k->main_top < m.end)) {
+    // The main thread's stack (one a tool such as valgrind made is not
+    // named, but holds the start-up stack pointer too).
     k->lo = m.start, k->hi = m.end;
   } else if (k->tls >= m.start && k->tls < m.end && k->tls > k->sp) {
     // Frames lie below the static TLS. Without a guard page the mapping
@@ -49,7 +54,7 @@ bool look(uintptr_t sp) {
   NoCancel no_cancel;  // open and read are cancellation points
   auto* buf = static_cast<char*>(map_pages(kScratch));
   if (!buf) return false;
-  Look k{sp, reinterpret_cast<uintptr_t>(&t_lo)};
+  Look k{sp, reinterpret_cast<uintptr_t>(&t_lo), reinterpret_cast<uintptr_t>(__libc_stack_end)};
   bool ok = for_each_mapping(buf, kScratch, on_mapping, &k) && k.hi > k.lo;
   unmap_pages(buf, kScratch);
   if (!ok) return false;
