@@ -16,6 +16,51 @@ namespace leakwatch::shim {
 
 namespace {
 bool in_bounds(uint64_t off, uint64_t len, uint64_t size) { return off <= size && len <= size - off; }
+
+// By address, and among symbols at one address the larger first. A radix
+// sort: an index is built at the first dump
+// that names a module's frames (the final one, at exit, for a short run),
+// and std::sort took 40 M instructions, ~15 ms, on node's 86,000
+// functions; 11-bit digits over the bits in use take ~3 passes.
+template <typename Sym>
+void sort_symbols(Sym* a, uint64_t n) {
+  if (n < 2) return;
+  constexpr int kBits = 11;
+  constexpr uint64_t kMask = (1u << kBits) - 1;
+  auto* tmp = static_cast<Sym*>(map_pages(n * sizeof(Sym)));
+  if (!tmp) {  // no scratch (the address-space budget): in place, without allocating
+    std::sort(a, a + n, [](const Sym& x, const Sym& y) { return x.value < y.value; });
+  } else {
+    uint64_t used = 0;
+    for (uint64_t i = 0; i < n; ++i) used |= a[i].value;
+    Sym* from = a;
+    Sym* to = tmp;
+    for (int shift = 0; shift < 64 && (used >> shift) != 0; shift += kBits) {
+      uint32_t start[kMask + 2] = {};
+      for (uint64_t i = 0; i < n; ++i) ++start[((from[i].value >> shift) & kMask) + 1];
+      for (uint64_t d = 1; d <= kMask + 1; ++d) start[d] += start[d - 1];
+      for (uint64_t i = 0; i < n; ++i) to[start[(from[i].value >> shift) & kMask]++] = from[i];
+      Sym* t = from;
+      from = to;
+      to = t;
+    }
+    if (from != a) std::memcpy(a, from, n * sizeof(Sym));
+    unmap_pages(tmp, n * sizeof(Sym));
+  }
+  // Runs of one address are short (aliases): larger first; of aliases of
+  // one size, resolve() takes the last, so the public name goes last
+  // (strndup, not __strndup), else symbol-table order.
+  auto underscores = [](const char* name) {
+    int k = 0;
+    while (name[k] == '_') ++k;
+    return k;
+  };
+  auto before = [&](const Sym& x, const Sym& y) {  // x must precede y
+    return x.size != y.size ? x.size > y.size : underscores(x.name) > underscores(y.name);
+  };
+  for (uint64_t i = 1; i < n; ++i)
+    for (uint64_t j = i; j > 0 && a[j - 1].value == a[j].value && before(a[j], a[j - 1]); --j) std::swap(a[j - 1], a[j]);
+}
 }  // namespace
 
 bool SymbolResolver::index_file(File* f, const uint8_t* data, uint64_t size, const char* expect) {
@@ -66,7 +111,7 @@ bool SymbolResolver::index_file(File* f, const uint8_t* data, uint64_t size, con
     if (!std::memchr(name, '\0', strs.sh_size - sym.st_name)) continue;
     out[k++] = Sym{sym.st_value, sym.st_size, name};
   }
-  std::sort(out, out + k, [](const Sym& a, const Sym& b) { return a.value < b.value || (a.value == b.value && a.size > b.size); });
+  sort_symbols(out, k);
   f->syms = out;
   f->nsyms = k;
   return true;
