@@ -70,6 +70,9 @@ bool look(uintptr_t sp) {
 bool own_stack_holds(uintptr_t lo, uintptr_t hi, uintptr_t sp) {
   if (__builtin_expect(lo >= t_lo && hi <= t_hi && lo < hi, 1)) return true;
   if (lo >= hi) return false;
+  // On the part already known: its top does not move, and a read below the
+  // stack pointer is none of a frame's. Not worth a look.
+  if (t_hi != 0 && sp >= t_lo && sp < t_hi) return false;
   // Looked again at once when the stack has grown below what is known (a
   // stack pointer of the walk is in use, so mapped); otherwise, and after
   // a look that found no own stack (a coroutine's), once a second.

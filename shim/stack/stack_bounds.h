@@ -24,10 +24,10 @@
 namespace leakwatch::shim {
 
 // True when [lo, hi) lies in the calling thread's own stack. `sp` is a
-// stack pointer of the walk in progress: when the range known so far does
-// not cover [lo, hi), it is learnt again around `sp`: at once when `sp`
-// is below the range known (the stack grew), else at most once a second
-// per thread.
+// stack pointer of the walk in progress (reads below it are not a frame's):
+// when the range known so far does not cover [lo, hi) and `sp` is not in
+// it, the range is learnt again around `sp`: at once when `sp` is below it
+// (the stack grew), else at most once a second per thread.
 bool own_stack_holds(uintptr_t lo, uintptr_t hi, uintptr_t sp);
 
 }  // namespace leakwatch::shim
