@@ -396,6 +396,11 @@ uint64_t rule_from_fde(const uint8_t* fde, uintptr_t pc) {
 struct Lookup {
   uintptr_t pc;
   uint64_t rule;
+  // The address came after a guessed frame, so it may be any value: the
+  // tables of an object that a dlclose may be unmapping (the list learns of
+  // it only afterwards) are not read for it.
+  bool after_guess;
+  bool skipped;
 };
 
 // Code libunwind recognises before it guesses (x86_64 Gstep.c): a signal
@@ -423,6 +428,11 @@ int rule_in_object(struct dl_phdr_info* info, size_t, void* data) {
     if (ph.p_type == PT_GNU_EH_FRAME) hdr = reinterpret_cast<const uint8_t*>(lo), hdr_len = ph.p_memsz;
   }
   if (!segment) return 0;
+  if (q->after_guess && !loaded_object_stays(info)) {
+    q->rule = kNeedsLibunwind;  // libunwind checks its reads
+    q->skipped = true;
+    return 1;
+  }
   bool searched = false;
   const uint8_t* fde = hdr ? find_fde(hdr, hdr + hdr_len, q->pc, &searched) : nullptr;
   q->rule = fde ? rule_from_fde(fde, q->pc) : searched ? kFramePointer : kNeedsLibunwind;
@@ -480,7 +490,7 @@ void remember(uintptr_t pc, uint64_t key, uint64_t rule) {
 
 constexpr uint64_t kNoObjectKey = 1ull << 63;
 
-uint64_t rule_for(uintptr_t pc, uint64_t generation) {
+uint64_t rule_for(uintptr_t pc, uint64_t generation, bool after_guess) {
   uint64_t key, rule;
   if (__builtin_expect(cached(pc, &key, &rule), 1)) {
     if (__builtin_expect(key == generation, 1)) return rule;
@@ -490,7 +500,7 @@ uint64_t rule_for(uintptr_t pc, uint64_t generation) {
     if (key == (loaded_objects_stamp() | kNoObjectKey) && !loaded_objects_miss_due()) return rule;
   }
   const uint64_t stamp = loaded_objects_stamp();  // before the lookup: a list rebuilt meanwhile ends the entry
-  Lookup q{pc, kNeedsLibunwind};
+  Lookup q{pc, kNeedsLibunwind, after_guess, false};
   uint64_t built_for = 0;  // stays 0 when no list could be read
   const bool found = loaded_objects_iterate(rule_in_object, &q, &built_for) != 0;
   // Tables read from a list of objects older than the walk may belong to
@@ -500,6 +510,7 @@ uint64_t rule_for(uintptr_t pc, uint64_t generation) {
     remember(pc, stamp | kNoObjectKey, kFramePointer);
     return kFramePointer;
   }
+  if (q.skipped) return q.rule;  // not the address's rule: not kept
   remember(pc, generation, q.rule);
   return q.rule;
 }
@@ -534,7 +545,7 @@ __attribute__((noinline)) int cfi_backtrace(void** out, int max) {
   int n = 0;
   while (n < max) {
     if (pc >> 47) return -1;  // not a user-space address of 4-level paging: libunwind decides
-    const uint64_t rule = rule_for(exact ? pc : pc - 1, generation);
+    const uint64_t rule = rule_for(exact ? pc : pc - 1, generation, guessed);
     if (rule & kNeedsLibunwind) return -1;
     if (rule & kOutermost) break;
     if (rule & kFramePointer) {

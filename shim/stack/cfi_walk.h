@@ -16,9 +16,12 @@
 // that RBP is a frame pointer, believed only for an RBP above the frame's
 // stack pointer by at most 16 KiB. libunwind checks every read it makes
 // after such a guess with a system call; this walker reads only within the
-// thread's own stack (stack_bounds.h) and leaves any other read to it. An
-// address in no object is cached too, for as long as the list of objects
-// that missed it is current and would not be rebuilt for a miss.
+// thread's own stack (stack_bounds.h) and leaves any other read to it; nor
+// does it read, for an address found past a guess (which may be any
+// value), the tables of an object that dlopen loaded (a dlclose may be
+// unmapping it). An address in no object is cached too, for as long as
+// the list of objects that missed it is current and would not be rebuilt
+// for a miss.
 //
 // Never a different stack from libunwind's: whenever a frame needs anything
 // else -- a signal frame, a CFA expression (stack realignment), a register

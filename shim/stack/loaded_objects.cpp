@@ -38,6 +38,9 @@ std::atomic<uint64_t> g_changes{1};  // dlopen/dlclose calls; the snapshot is bu
 std::atomic<uint64_t> g_built_for{0};
 std::atomic<uint64_t> g_last_miss_rebuild{0};
 std::atomic<uint64_t> g_stamp{1};  // lists published
+constexpr int kMaxInitial = 512;
+uintptr_t g_initial[kMaxInitial];  // load addresses of the objects loaded with the program
+int g_initial_count = 0;
 
 // What a rebuild has mapped and not yet published or given back, and whose
 // rebuild it is: a fork child gives them back for a builder it did not
@@ -153,7 +156,23 @@ int serve(PhdrCallback callback, void* data, bool* found, uint64_t* built_for) {
 
 }  // namespace
 
-void loaded_objects_init() { rebuild(g_changes.load(std::memory_order_acquire)); }
+void loaded_objects_init() {
+  rebuild(g_changes.load(std::memory_order_acquire));
+  // The objects loaded with the program: glibc never unloads those (only
+  // objects dlopen loaded can go), so their load addresses stay theirs.
+  if (read_lock()) {
+    if (Snapshot* s = g_snap.load(std::memory_order_acquire))
+      for (int i = 0; i < s->count && g_initial_count < kMaxInitial; ++i)
+        g_initial[g_initial_count++] = s->entries[i].info.dlpi_addr;
+    read_unlock();
+  }
+}
+
+bool loaded_object_stays(const struct dl_phdr_info* info) {
+  for (int i = 0; i < g_initial_count; ++i)
+    if (g_initial[i] == info->dlpi_addr) return true;
+  return false;
+}
 
 int loaded_objects_iterate(PhdrCallback callback, void* data, uint64_t* built_for) {
   uint64_t changes = g_changes.load(std::memory_order_acquire);

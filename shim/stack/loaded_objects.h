@@ -39,6 +39,11 @@ uint64_t loaded_objects_stamp();
 // A miss now would rebuild the list (a second has passed since the last
 // rebuild for one): a cached miss must be looked up again.
 bool loaded_objects_miss_due();
+// True for an object that was loaded with the program (listed at
+// loaded_objects_init): it is never unloaded, so its memory may be read
+// at any time. An object dlopen loaded may be unmapped by a dlclose before
+// the list knows it.
+bool loaded_object_stays(const struct dl_phdr_info* info);
 void loaded_objects_changed();            // dlopen or dlclose: rebuild before the next use
 uint64_t loaded_objects_generation();     // how many times that happened
 void loaded_objects_after_fork_child();   // a reader or the rebuilder may have vanished mid-way
