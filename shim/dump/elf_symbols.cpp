@@ -18,34 +18,38 @@ namespace {
 bool in_bounds(uint64_t off, uint64_t len, uint64_t size) { return off <= size && len <= size - off; }
 
 // By address, and among symbols at one address the larger first. A radix
-// sort: an index is built at the first dump
-// that names a module's frames (the final one, at exit, for a short run),
-// and std::sort took 40 M instructions, ~15 ms, on node's 86,000
-// functions; 11-bit digits over the bits in use take ~3 passes.
+// sort: a module's index is built at the first dump that names its frames
+// (for a short run, the final one, at exit), and std::sort took 40 M
+// instructions (~15 ms) on node's 86,000 functions; 11-bit digits over the
+// bits in use take ~3 passes. Its scratch and counters are mapped for the
+// occasion (a host thread's stack may be small).
 template <typename Sym>
 void sort_symbols(Sym* a, uint64_t n) {
   if (n < 2) return;
   constexpr int kBits = 11;
-  constexpr uint64_t kMask = (1u << kBits) - 1;
-  auto* tmp = static_cast<Sym*>(map_pages(n * sizeof(Sym)));
-  if (!tmp) {  // no scratch (the address-space budget): in place, without allocating
+  constexpr uint64_t kDigits = uint64_t{1} << kBits;
+  const std::size_t bytes = n * sizeof(Sym) + (kDigits + 1) * sizeof(uint64_t);
+  void* scratch = map_pages(bytes);
+  if (!scratch) {  // past the address-space budget: in place, without allocating
     std::sort(a, a + n, [](const Sym& x, const Sym& y) { return x.value < y.value; });
   } else {
+    auto* start = static_cast<uint64_t*>(scratch);
+    auto* tmp = reinterpret_cast<Sym*>(start + kDigits + 1);
     uint64_t used = 0;
     for (uint64_t i = 0; i < n; ++i) used |= a[i].value;
     Sym* from = a;
     Sym* to = tmp;
     for (int shift = 0; shift < 64 && (used >> shift) != 0; shift += kBits) {
-      uint32_t start[kMask + 2] = {};
-      for (uint64_t i = 0; i < n; ++i) ++start[((from[i].value >> shift) & kMask) + 1];
-      for (uint64_t d = 1; d <= kMask + 1; ++d) start[d] += start[d - 1];
-      for (uint64_t i = 0; i < n; ++i) to[start[(from[i].value >> shift) & kMask]++] = from[i];
+      std::memset(start, 0, (kDigits + 1) * sizeof(uint64_t));
+      for (uint64_t i = 0; i < n; ++i) ++start[((from[i].value >> shift) & (kDigits - 1)) + 1];
+      for (uint64_t d = 1; d <= kDigits; ++d) start[d] += start[d - 1];
+      for (uint64_t i = 0; i < n; ++i) to[start[(from[i].value >> shift) & (kDigits - 1)]++] = from[i];
       Sym* t = from;
       from = to;
       to = t;
     }
     if (from != a) std::memcpy(a, from, n * sizeof(Sym));
-    unmap_pages(tmp, n * sizeof(Sym));
+    unmap_pages(scratch, bytes);
   }
   // Runs of one address are short (aliases): larger first; of aliases of
   // one size, resolve() takes the last, so the public name goes last
