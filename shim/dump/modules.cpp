@@ -101,11 +101,12 @@ int ModuleMap::find(uintptr_t addr) const {
   return -1;
 }
 
-bool collect_modules(Arena* arena, ModuleMap* out) {
+CollectResult collect_modules(Arena* arena, ModuleMap* out) {
   // Scratch from the arena: this runs on a host thread, whose stack may be small.
   auto* scratch = static_cast<char*>(arena->alloc(kObjectScratch, 1));
   Collect c{arena, static_cast<ModuleInfo*>(arena->alloc(sizeof(ModuleInfo) * kMaxModules)), 0};
-  if (!scratch || !c.mods || !for_each_object(scratch, add_object, add_jit, &c)) return false;
+  if (!scratch || !c.mods) return CollectResult::kNoMemory;
+  if (!for_each_object(scratch, add_object, add_jit, &c)) return CollectResult::kNoMaps;
   std::sort(c.mods, c.mods + c.count, [](const ModuleInfo& a, const ModuleInfo& b) { return a.start < b.start; });
   uint64_t sig = 1469598103934665603ull;
   for (int i = 0; i < c.count; ++i)
@@ -113,7 +114,7 @@ bool collect_modules(Arena* arena, ModuleMap* out) {
   out->mods = c.mods;
   out->count = c.count;
   out->signature = sig;
-  return true;
+  return CollectResult::kOk;
 }
 
 }  // namespace leakwatch::shim

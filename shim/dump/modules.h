@@ -35,7 +35,9 @@ struct ModuleMap {
   int find(uintptr_t addr) const;
 };
 
-bool collect_modules(Arena* arena, ModuleMap* out);
+// kNoMaps: /proc/self/maps could not be read (identity.h: open_proc_self).
+enum class CollectResult { kOk, kNoMemory, kNoMaps };
+CollectResult collect_modules(Arena* arena, ModuleMap* out);
 
 // Reads the GNU build-id from ELF program headers / notes of an in-memory
 // or mapped image. Returns hex length (0 if none).

@@ -392,22 +392,24 @@ void payload_after_fork_child() {
   g_known_count = 0;
 }
 
-bool build_payload(PayloadBuilder& b, Arena& scratch, const DumpFacts& facts) {
+BuildResult build_payload(PayloadBuilder& b, Arena& scratch, const DumpFacts& facts) {
   Selection s;
   FrameTable t;
   ModuleMap mods;
   FrameModules fm;
   Residency res;
-  if (!select_records(scratch, &s) || !collect_modules(&scratch, &mods) || !measure_residency(scratch, s.nstacks, &res))
-    return false;
+  if (!select_records(scratch, &s)) return BuildResult::kNoMemory;
+  if (CollectResult c = collect_modules(&scratch, &mods); c != CollectResult::kOk)
+    return c == CollectResult::kNoMaps ? BuildResult::kNoMaps : BuildResult::kNoMemory;
+  if (!measure_residency(scratch, s.nstacks, &res)) return BuildResult::kNoMemory;
   remember_modules(mods);
-  if (!build_frame_table(scratch, s, &t) || !assign_modules(scratch, mods, t, &fm)) return false;
+  if (!build_frame_table(scratch, s, &t) || !assign_modules(scratch, mods, t, &fm)) return BuildResult::kNoMemory;
   put_identity(b, facts, s);
   put_modules(b, mods, fm);
   put_frames(b, mods, fm, t);
   put_stacks(b, s, t);
   put_records(b, s, res);
-  return b.finish();
+  return b.finish() ? BuildResult::kOk : BuildResult::kNoMemory;
 }
 
 }  // namespace leakwatch::shim

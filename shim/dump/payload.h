@@ -31,6 +31,8 @@ void payload_release();
 // In a fork child whose parent was writing a dump at the instant of fork:
 // the module history and the symbol cache may be mid-update; start them anew.
 void payload_after_fork_child();
-bool build_payload(PayloadBuilder& b, Arena& scratch, const DumpFacts& facts);
+// kNoMaps: /proc/self/maps unreadable, so no frame could be placed in a module.
+enum class BuildResult { kOk, kNoMemory, kNoMaps };
+BuildResult build_payload(PayloadBuilder& b, Arena& scratch, const DumpFacts& facts);
 
 }  // namespace leakwatch::shim

@@ -188,7 +188,8 @@ void write_dump(void* arg) {
     facts.wall_ns = wall_ns();
     facts.retention_level = static_cast<uint64_t>(g_retention.level());
     read_proc_memory(&facts.memory);
-    if (build_payload(b, scratch, facts) && seal_dump(b.bytes(), &scratch, &file)) {
+    const BuildResult built = build_payload(b, scratch, facts);
+    if (built == BuildResult::kOk && seal_dump(b.bytes(), &scratch, &file)) {
       job->ok = write_file(file, facts.seq);
       if (job->ok) {
         ++g_seq;
@@ -197,6 +198,8 @@ void write_dump(void* arg) {
                         nullptr);
         trim_directory(file.size(), &scratch);
       }
+    } else if (built == BuildResult::kNoMaps) {
+      log_once(Once::kNoProcMaps, "cannot read /proc/self/maps; no dumps while it cannot be read");
     } else {
       log_once(Once::kInternalOom, "out of memory while building a dump; skipping it");
     }

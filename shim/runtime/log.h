@@ -13,7 +13,7 @@ namespace leakwatch::shim {
 enum class Once : int {
   kBadConfig0, kBadConfig1, kBadConfig2, kBadConfig3, kBadConfig4, kBadConfig5, kBadConfig6, kBadConfig7,
   kDumpDirUnwritable, kDumpWriteFailed, kSampleTableFull, kStackTableFull, kInternalOom,
-  kUnwindFailed, kDeepBind, kCount
+  kUnwindFailed, kDeepBind, kNoProcMaps, kCount
 };
 
 // Remembers what fd 2 is at start-up (call first): lines go there only

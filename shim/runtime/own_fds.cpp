@@ -176,9 +176,11 @@ void close_deferred(Slot* s) {
 
 }  // namespace
 
-int own_open(const char* path, int flags, mode_t mode) {
+int own_open(const char* path, int flags, mode_t mode) { return own_openat(AT_FDCWD, path, flags, mode); }
+
+int own_openat(int dir, const char* path, int flags, mode_t mode) {
   OpenInFlight in_flight;
-  const int fd = ::open(path, flags, mode);
+  const int fd = ::openat(dir, path, flags, mode);
   track(fd);
   return fd;
 }

@@ -25,6 +25,7 @@ namespace leakwatch::shim {
 constexpr int kOwnFdSlots = 256;
 
 int own_open(const char* path, int flags, mode_t mode = 0);
+int own_openat(int dir, const char* path, int flags, mode_t mode = 0);
 int own_pipe(int fds[2], int flags);  // pipe2 through syscall() (the shim hooks pipe2)
 int own_close(int fd);
 
