@@ -1,5 +1,6 @@
 #include "shim/dump/elf_symbols.h"
 
+#include "shim/runtime/identity.h"
 #include "shim/runtime/internal_alloc.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/own_fds.h"
@@ -137,20 +138,19 @@ SymbolResolver::File* SymbolResolver::load(const ModuleInfo& mod) {
   std::memcpy(f->build_id, mod.build_id, sizeof f->build_id);
   files_[nfiles_++] = f;
 
-  if (!index_path(f, mod.path, mod.build_id) && mod.image_start) {
+  if (!index_fd(f, own_open(mod.path, O_RDONLY | O_CLOEXEC), mod.build_id) && mod.image_start) {
     // The file on disk is gone or is another build (a deploy replaced it):
     // the mapped file itself is still reachable through map_files (when
     // the process may open it: root, or CAP_SYS_ADMIN).
     char mapped[64];
-    format(mapped, sizeof mapped, "/proc/thread-self/map_files/%lx-%lx", static_cast<unsigned long>(mod.image_start),
+    format(mapped, sizeof mapped, "map_files/%lx-%lx", static_cast<unsigned long>(mod.image_start),
            static_cast<unsigned long>(mod.image_end));
-    index_path(f, mapped, mod.build_id);
+    index_fd(f, open_proc_self(mapped), mod.build_id);
   }
   return f;
 }
 
-bool SymbolResolver::index_path(File* f, const char* path, const char* build_id) {
-  int fd = own_open(path, O_RDONLY | O_CLOEXEC);
+bool SymbolResolver::index_fd(File* f, int fd, const char* build_id) {
   if (fd < 0) return false;
   struct stat st;
   // Kept mapped for the process's life: charged to the shim's address-space

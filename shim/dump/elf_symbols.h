@@ -48,7 +48,7 @@ class SymbolResolver {
     uint64_t map_size;
   };
   File* load(const ModuleInfo& mod);
-  bool index_path(File* f, const char* path, const char* build_id);
+  bool index_fd(File* f, int fd, const char* build_id);  // closes fd
   bool index_file(File* f, const uint8_t* data, uint64_t size, const char* expect_build_id);
 
   Arena arena_;

@@ -29,7 +29,10 @@ class LostProc(lwtest.ShimTestCase):
         for proc in rep["processes"]:
             self.assertGreaterEqual(proc["dumps"], 3, proc)
         sites = lwtest.sites_with_function(rep, "lost_proc_leak")
-        self.assertTrue(sites, sorted(lwtest.site_functions(rep))[:20])
+        self.assertTrue(sites, "no site names lost_proc_leak: %s\n%s" % (
+            sorted(lwtest.site_functions(rep))[:20], subprocess.run(
+                [lwtest.CLI, "report", self.dir], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                timeout=120).stdout))
         leak = sites[0]
         self.assertEqual(leak["processes"], 2, leak)
         self.assertEqual(leak["verdict"], "growing", leak)
