@@ -103,6 +103,9 @@ struct ProcessInfo {
   std::string build_id;  // of the executable, "" when unknown
   size_t dumps = 0;
   uint64_t first_dump_wall_ns = 0, last_dump_wall_ns = 0;
+  // When the shim started in it, on the wall clock of its first dump: a
+  // process that allocates rarely (a server's master) dumps first long after.
+  uint64_t started_wall_ns = 0;
   double duration_s = 0;  // from shim start to last dump
   uint64_t sample_bytes = 0;
   bool final_dump = false;  // exited normally (a final dump exists)

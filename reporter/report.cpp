@@ -1,6 +1,7 @@
 #include "reporter/report.h"
 
 #include <algorithm>
+#include <limits>
 #include <atomic>
 #include <cmath>
 #include <filesystem>
@@ -144,6 +145,10 @@ ProcessInfo describe_process(const merge::ProcessTimeline& p) {
   pi.dumps = p.dumps.size();
   pi.first_dump_wall_ns = p.dumps.front().wall_ns;
   pi.last_dump_wall_ns = p.dumps.back().wall_ns;
+  const double before_first_ns = std::max(0.0, p.dumps.front().t_s) * 1e9;
+  pi.started_wall_ns = before_first_ns < static_cast<double>(pi.first_dump_wall_ns)
+                           ? pi.first_dump_wall_ns - static_cast<uint64_t>(before_first_ns)
+                           : pi.first_dump_wall_ns;
   pi.duration_s = p.dumps.back().t_s;
   pi.sample_bytes = p.dumps.back().sample_bytes;
   pi.final_dump = p.dumps.back().final_dump;
@@ -158,6 +163,8 @@ ProcessInfo describe_process(const merge::ProcessTimeline& p) {
 // Services (one executable and build) and, within each, lanes: processes
 // that never ran at the same time follow one another in a lane (restarts);
 // processes alive at once take different lanes (replicas, fork children).
+// A process is alive from its start, not from its first dump: a master
+// that dumps only at exit ran beside its workers, not after them.
 void assign_services(Report* r) {
   std::map<std::pair<std::string, std::string>, size_t> service_of;
   for (size_t i = 0; i < r->processes.size(); ++i) {
@@ -169,7 +176,7 @@ void assign_services(Report* r) {
   }
   for (ServiceInfo& s : r->services) {
     std::stable_sort(s.processes.begin(), s.processes.end(), [&](size_t a, size_t b) {
-      return r->processes[a].first_dump_wall_ns < r->processes[b].first_dump_wall_ns;
+      return r->processes[a].started_wall_ns < r->processes[b].started_wall_ns;
     });
     std::vector<uint64_t> lane_end;   // last dump of each lane's latest process
     std::vector<size_t> lane_count;
@@ -178,7 +185,7 @@ void assign_services(Report* r) {
       // The lane whose latest process ended last before this one began.
       size_t best = lane_end.size();
       for (size_t l = 0; l < lane_end.size(); ++l)
-        if (lane_end[l] < p.first_dump_wall_ns && (best == lane_end.size() || lane_end[l] > lane_end[best])) best = l;
+        if (lane_end[l] < p.started_wall_ns && (best == lane_end.size() || lane_end[l] > lane_end[best])) best = l;
       if (best == lane_end.size()) lane_end.push_back(0), lane_count.push_back(0);
       lane_end[best] = p.last_dump_wall_ns;
       p.lane = best;
@@ -192,27 +199,23 @@ void assign_services(Report* r) {
 // Step 2: the processes, their services and lanes, the report's span and
 // its detection floor.
 void describe_processes(const merge::Timeline& t, Report* report) {
-  uint64_t sample_bytes = 0;
-  size_t longest_dumps = 0;
+  // The floor of the process whose trend can tell the slowest leak (not
+  // merely the longest-lived: a master with two dumps beside its workers).
+  report->detection_floor_bytes_per_s = std::numeric_limits<double>::infinity();
   for (const auto& p : t.processes) {
     ProcessInfo pi = describe_process(p);
     if (pi.dropped_samples)
       report->warnings.push_back(absl::StrCat("process ", pi.id.pid, " (", pi.id.exe, ") dropped ", pi.dropped_samples,
                                               " samples: its sample table was full, estimates are low"));
-    if (pi.duration_s > report->longest_process_s ||
-        (pi.duration_s == report->longest_process_s && pi.dumps > longest_dumps)) {
-      report->longest_process_s = pi.duration_s;
-      longest_dumps = pi.dumps;
-      sample_bytes = pi.sample_bytes;
-    }
+    report->longest_process_s = std::max(report->longest_process_s, pi.duration_s);
+    report->detection_floor_bytes_per_s =
+        std::min(report->detection_floor_bytes_per_s,
+                 analyze::detection_floor_bytes_per_s(static_cast<double>(pi.sample_bytes), pi.duration_s, pi.dumps));
     if (!report->start_wall_ns || pi.first_dump_wall_ns < report->start_wall_ns) report->start_wall_ns = pi.first_dump_wall_ns;
     report->end_wall_ns = std::max(report->end_wall_ns, pi.last_dump_wall_ns);
     report->processes.push_back(std::move(pi));
   }
   report->duration_s = static_cast<double>(report->end_wall_ns - report->start_wall_ns) / 1e9;
-  // The floor of one process's trend: incarnations pooled can do better.
-  report->detection_floor_bytes_per_s = analyze::detection_floor_bytes_per_s(
-      static_cast<double>(sample_bytes), report->longest_process_s, longest_dumps);
   assign_services(report);
   size_t most = 0;
   for (const ServiceInfo& sv : report->services) {

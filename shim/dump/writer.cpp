@@ -67,17 +67,28 @@ void file_name(char* out, int cap, uint64_t seq, bool tmp) {
 // mkdir -p. Returns the errno of the first component that could not be
 // created (0 if all exist), so a failing open can say why: "Read-only
 // file system" is more use to a user than the ENOENT that follows it.
+// A directory made here is left as /tmp is (1777: anyone may add files,
+// only their owner removes them; parents 0755): a server started as root
+// forks workers that drop to another user, and those leak as much as
+// anyone. Each dump stays 0600, readable by its writer and root only.
 int make_dirs(const char* dir) {
   char path[kMaxPath];
   std::size_t n = std::strlen(dir);
   if (n >= sizeof path) return ENAMETOOLONG;
   std::memcpy(path, dir, n + 1);
   int err = 0;
+  std::size_t leaf_end = n;  // "dir/" names dir
+  while (leaf_end > 1 && path[leaf_end - 1] == '/') --leaf_end;
   for (std::size_t i = 1; i <= n; ++i) {
     if (path[i] == '/' || path[i] == '\0') {
       char c = path[i];
       path[i] = '\0';
-      if (g_file_ops.mkdir(path, 0700) != 0 && errno != EEXIST) err = errno;
+      const mode_t mode = i >= leaf_end ? 01777 : 0755;
+      if (g_file_ops.mkdir(path, mode) == 0) {
+        ::chmod(path, mode);  // not narrowed by the host's umask
+      } else if (errno != EEXIST) {
+        err = errno;
+      }
       path[i] = c;
       if (err) break;
     }
@@ -98,8 +109,13 @@ bool write_file(const ByteBuffer& bytes, uint64_t seq) {
   if (fd < 0) {
     int e = errno;
     if (e == ENOENT && mkdir_err) e = mkdir_err;
-    log_once(Once::kDumpDirUnwritable, "cannot write dumps in %s: %s; will retry every interval", g_config.dir,
-             errno_text(e));
+    // EACCES is most often a process that changed user (a worker of a
+    // server started as root) in a directory made for the first one.
+    log_once(Once::kDumpDirUnwritable, "cannot write dumps in %s as uid %d: %s%s; will retry every interval",
+             g_config.dir, static_cast<int>(geteuid()), errno_text(e),
+             e == EACCES ? " (a process that changes user needs a directory that user may write: mode 1777 is how "
+                           "leakwatch makes one)"
+                         : "");
     g_dir_failing = true;
     return false;
   }
@@ -230,6 +246,9 @@ bool writer_init() {
   // A process keeps at most half the directory's budget itself: the rest
   // is for the others (dump/dir_budget.h).
   const uint64_t own_bytes = std::min<uint64_t>(g_config.max_bytes, g_config.dir_max_bytes / 2);
+  // The directory now, not at the first dump: a server started as root
+  // may fork workers that drop to another user before it dumps at all.
+  make_dirs(g_config.dir);
   if (g_retention.init(g_config.max_dumps, own_bytes, width) && payload_init() && own_stack_init()) return true;
   payload_release();
   g_retention.release();

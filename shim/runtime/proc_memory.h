@@ -48,17 +48,22 @@ class ResidentPages {
   ~ResidentPages();
   ResidentPages(const ResidentPages&) = delete;
   ResidentPages& operator=(const ResidentPages&) = delete;
-  bool ok() const { return fd_ >= 0; }
+  bool ok() const { return fd_ >= 0 || core_; }
   // Resident bytes of the pages in [start, end); `buf` holds `entries`
-  // pagemap entries at a time. 0 when the pagemap cannot be read.
+  // pagemap entries at a time. 0 when the pagemap cannot be read. A
+  // process that changed user may not open its own pagemap (its /proc
+  // files belong to root then): mincore answers instead, unless a seccomp
+  // filter is on (systemd's @system-service kills on mincore).
   uint64_t bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const;
   // The two ways, for tests. scan_bytes returns false when the kernel
   // cannot answer (then nothing is known of the range).
   bool scan_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries, uint64_t* out) const;
   uint64_t entry_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const;
+  uint64_t core_bytes(uintptr_t start, uintptr_t end, uint64_t* buf, std::size_t entries) const;
 
  private:
   int fd_;
+  bool core_;  // no pagemap: mincore
   bool scan_;  // PAGEMAP_SCAN may be tried (no seccomp filter, not refused before)
 };
 

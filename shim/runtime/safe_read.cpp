@@ -34,29 +34,68 @@ SafeReadScope::~SafeReadScope() {
   }
 }
 
-bool readable(uintptr_t addr) {
-  int fds[2] = {t_probe[0], t_probe[1]};
-  const bool scoped = t_scopes > 0;
-  if (fds[1] < 0) {
-    // own_pipe goes through syscall(): the shim's pipe2 hook refuses libunwind's own pipe.
-    if (own_pipe(fds, O_CLOEXEC | O_NONBLOCK) != 0) return false;
-    if (scoped && t_probe[1] < 0) {
-      t_probe[0] = fds[0];
-      t_probe[1] = fds[1];
-    } else if (scoped) {  // a signal handler on this thread made one meanwhile
-      own_close(fds[0]), own_close(fds[1]);
-      fds[0] = t_probe[0], fds[1] = t_probe[1];
-    }
+namespace {
+
+// The probe pipe: this scope's, or a fresh one (closed by pipe_done).
+bool pipe_get(int fds[2]) {
+  fds[0] = t_probe[0], fds[1] = t_probe[1];
+  if (fds[1] >= 0) return true;
+  // own_pipe goes through syscall(): the shim's pipe2 hook refuses libunwind's own pipe.
+  if (own_pipe(fds, O_CLOEXEC | O_NONBLOCK) != 0) return false;
+  if (t_scopes > 0 && t_probe[1] < 0) {
+    t_probe[0] = fds[0];
+    t_probe[1] = fds[1];
+  } else if (t_scopes > 0) {  // a signal handler on this thread made one meanwhile
+    own_close(fds[0]), own_close(fds[1]);
+    fds[0] = t_probe[0], fds[1] = t_probe[1];
   }
+  return true;
+}
+
+void pipe_done(const int fds[2]) {
+  if (t_scopes == 0 || fds[1] != t_probe[1]) own_close(fds[0]), own_close(fds[1]);
+}
+
+void pipe_drain(int fd) {
   char sink[256];
+  while (::read(fd, sink, sizeof sink) > 0) {
+  }
+}
+
+// Copies through the probe pipe: the kernel copies from the address as the
+// program would read it (EFAULT, not a fault). For a process that may not
+// open its own /proc/self/mem: after it changed user (setuid clears the
+// dumpable flag, and its /proc files then belong to root).
+bool pipe_read(uintptr_t addr, void* out, std::size_t n) {
+  int fds[2];
+  if (!pipe_get(fds)) return false;
+  pipe_drain(fds[0]);  // a probe interrupted by a signal may have left a byte
+  std::size_t got = 0;
+  while (got < n) {
+    const std::size_t chunk = n - got < 4096 ? n - got : 4096;
+    ssize_t w = ::syscall(SYS_write, fds[1], reinterpret_cast<const void*>(addr + got), chunk);
+    if (w <= 0) break;
+    ssize_t r = ::read(fds[0], static_cast<char*>(out) + got, static_cast<std::size_t>(w));
+    if (r != w) break;
+    got += static_cast<std::size_t>(w);
+  }
+  pipe_drain(fds[0]);
+  pipe_done(fds);
+  return got == n;
+}
+
+}  // namespace
+
+bool readable(uintptr_t addr) {
+  int fds[2];
+  if (!pipe_get(fds)) return false;
   ssize_t r;
   for (int tries = 0; tries < 3; ++tries) {
     r = ::syscall(SYS_write, fds[1], reinterpret_cast<const void*>(addr), 1);
     if (r >= 0 || errno != EAGAIN) break;
-    while (::read(fds[0], sink, sizeof sink) > 0) {
-    }  // full: drain, then again
+    pipe_drain(fds[0]);  // full: drain, then again
   }
-  if (!scoped || fds[1] != t_probe[1]) own_close(fds[0]), own_close(fds[1]);
+  pipe_done(fds);
   return r == 1;
 }
 
@@ -66,7 +105,7 @@ bool safe_read(uintptr_t addr, void* out, std::size_t n) {
   int fd = scoped ? t_scope_fd : -1;
   if (fd < 0) {
     fd = open_proc_self("mem");
-    if (fd < 0) return false;
+    if (fd < 0) return errno == EACCES && pipe_read(addr, out, n);
     if (scoped) {
       // A signal handler on this thread may have opened one meanwhile.
       if (t_scope_fd < 0) t_scope_fd = fd;

@@ -6,8 +6,9 @@
   files they point to stay as they were, dangling targets are never
   created, and each dump is still written as a regular file of its own
   (or refused), mode 0600, and valid.
-- Modes: dumps are 0600 and a directory the shim creates is 0700, even
-  with umask 0.
+- Modes: dumps are 0600 and a directory the shim creates is 1777 as /tmp
+  is (its parents 0755: workers that drop to another user write there
+  too, test_drop_privileges), whatever the umask (0, 077).
 - No heap contents: a program fills its heap with a marker string and
   leaks it through every allocation entry point; neither the dump files
   nor their decompressed payloads contain any piece of the marker.
@@ -154,16 +155,23 @@ class DumpFiles(lwtest.ShimTestCase):
         self.assertEqual(leftovers, [], "temp files left behind")
 
     def test_modes_with_umask_zero(self):
+        self.check_modes(0)
+
+    def test_modes_with_umask_077(self):
+        self.check_modes(0o077)
+
+    def check_modes(self, umask):
         d = os.path.join(self.tmp, "new", "dumps")  # created by the shim
-        old = os.umask(0)
+        old = os.umask(umask)
         try:
             b = self.marker_proc(d, interval=0.2)
         finally:
             os.umask(old)
         b.wait_ticking(lambda: len(lwtest.list_dumps(d)) >= 2, 60, "two periodic dumps")
         self.assertEqual(b.finish(timeout=60), 0, b.stderr())
-        for sub in (os.path.join(self.tmp, "new"), d):
-            self.assertEqual(stat.S_IMODE(os.stat(sub).st_mode), 0o700, sub)
+        parent = os.path.join(self.tmp, "new")
+        self.assertEqual(stat.S_IMODE(os.stat(parent).st_mode), 0o755, parent)
+        self.assertEqual(stat.S_IMODE(os.stat(d).st_mode), 0o1777, d)
         # Two periodic dumps and the final one were written; retention may
         # thin a dump that lands in the same interval bucket as another
         # (a high-water dump, say), so at least two stay on disk.
