@@ -6,7 +6,9 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdarg>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <cstdint>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -17,6 +19,8 @@
 #include "shim/record/real_functions.h"
 #include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
+#include "shim/runtime/identity.h"
+#include "shim/runtime/lifecycle.h"
 #include "shim/runtime/safe_read.h"
 #include "shim/sample/sampler.h"
 #include "shim/stack/capture.h"
@@ -316,6 +320,12 @@ LW_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   return g_real.read(fd, buf, n);
 }
 
+// Before the filesystem view changes (hooked_symbols.def).
+inline void before_fs_change() {
+  if (enabled()) proc_root_keep();
+  if (LW_UNLIKELY(g_real.chroot == nullptr)) resolve_real_functions();
+}
+
 LW_EXPORT long syscall(long number, ...) {
   // Up to six arguments, as the kernel takes; those the caller did not
   // pass are read but never used.
@@ -330,8 +340,36 @@ LW_EXPORT long syscall(long number, ...) {
     errno = EFAULT;
     return -1;
   }
+  if (LW_UNLIKELY(number == SYS_unshare || number == SYS_setns || number == SYS_mount || number == SYS_chroot ||
+                  number == SYS_pivot_root))
+    before_fs_change();
   if (LW_UNLIKELY(g_real.syscall == nullptr)) resolve_real_functions();
   return g_real.syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+LW_EXPORT int unshare(int flags) {
+  before_fs_change();
+  if (!g_real.unshare) return static_cast<int>(::syscall(SYS_unshare, flags));
+  return g_real.unshare(flags);
+}
+
+LW_EXPORT int setns(int fd, int nstype) {
+  before_fs_change();
+  if (!g_real.setns) return static_cast<int>(::syscall(SYS_setns, fd, nstype));
+  return g_real.setns(fd, nstype);
+}
+
+LW_EXPORT int mount(const char* source, const char* target, const char* type, unsigned long flags,
+                    const void* data) {
+  before_fs_change();
+  if (!g_real.mount) return static_cast<int>(::syscall(SYS_mount, source, target, type, flags, data));
+  return g_real.mount(source, target, type, flags, data);
+}
+
+LW_EXPORT int chroot(const char* path) {
+  before_fs_change();
+  if (!g_real.chroot) return static_cast<int>(::syscall(SYS_chroot, path));
+  return g_real.chroot(path);
 }
 
 LW_EXPORT int mincore(void* addr, size_t len, unsigned char* vec) {

@@ -184,7 +184,6 @@ void lifecycle_start() {
     g_state.store(kDisabled, std::memory_order_release);
     return;
   }
-  proc_root_keep();
   capture_init();
   exclude_allocator_mappings();
   if (dense_mode()) granule_mark_all();

@@ -77,6 +77,8 @@ namespace {
 // Opened paths then fail (a /proc of another pid namespace has no "self"
 // for this process), and relative to the kept root they still work ("self"
 // is whoever asks, as that /proc numbers it: fork children included).
+// Kept only by a process about to change its view (the unshare, setns,
+// mount and chroot hooks): a kept descriptor shows in /proc/self/fd.
 // Placed high, out of the way of a host that counts on its next
 // descriptor's number; a host that closes it (closefrom) loses the
 // fallback, noticed by its identity, never by reading a file of the host's.
@@ -86,7 +88,8 @@ ino_t g_proc_ino;
 
 bool proc_root_usable() {
   struct stat st;
-  return g_proc_root >= 0 && ::fstat(g_proc_root, &st) == 0 && st.st_dev == g_proc_dev && st.st_ino == g_proc_ino;
+  const int fd = __atomic_load_n(&g_proc_root, __ATOMIC_ACQUIRE);
+  return fd >= 0 && ::fstat(fd, &st) == 0 && st.st_dev == g_proc_dev && st.st_ino == g_proc_ino;
 }
 
 int open_in_proc(int root, const char* dir, const char* name) {
@@ -98,7 +101,15 @@ int open_in_proc(int root, const char* dir, const char* name) {
 }  // namespace
 
 void proc_root_keep() {
-  if (g_proc_root >= 0) return;
+  // Once per process (and per fork child, which inherits the descriptor):
+  // two threads calling unshare at once must not keep two.
+  static int claimed = 0;
+  if (__atomic_exchange_n(&claimed, 1, __ATOMIC_ACQ_REL)) return;
+  // Not under a tight descriptor limit: there the host needs every one.
+  struct rlimit r;
+  const long limit =
+      getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY ? static_cast<long>(r.rlim_cur) : 1024;
+  if (limit < 64) return;
   int fd = ::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
   struct statfs fs;
   struct stat st;
@@ -107,8 +118,6 @@ void proc_root_keep() {
     ::close(fd);
     return;
   }
-  struct rlimit r;
-  long limit = getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY ? static_cast<long>(r.rlim_cur) : 1024;
   const long high = (limit < 1024 ? limit : 1024) - 16;
   if (high > fd) {
     int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, static_cast<int>(high));
@@ -116,7 +125,7 @@ void proc_root_keep() {
   }
   g_proc_dev = st.st_dev;
   g_proc_ino = st.st_ino;
-  g_proc_root = fd;
+  __atomic_store_n(&g_proc_root, fd, __ATOMIC_RELEASE);  // after its identity
 }
 
 int open_proc_self(const char* name) {

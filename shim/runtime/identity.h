@@ -56,7 +56,8 @@ long read_small_file(const char* path, char* buf, long cap);
 // another pid namespace, a chroot), opens relative to the /proc it had at
 // start, if proc_root_keep kept it.
 int open_proc_self(const char* name);
-// Keeps /proc open for open_proc_self (profiled processes, at start).
+// Keeps /proc open for open_proc_self: called before the process changes
+// its view of the filesystem (unshare, setns, mount, chroot). Idempotent.
 void proc_root_keep();
 // read_small_file of open_proc_self(name).
 long read_proc_self(const char* name, char* buf, long cap);
