@@ -62,14 +62,14 @@ void pipe_drain(int fd) {
   }
 }
 
-// Copies through the probe pipe: the kernel copies from the address as the
-// program would read it (EFAULT, not a fault). For a process that may not
-// open its own /proc/self/mem: after it changed user (setuid clears the
-// dumpable flag, and its /proc files then belong to root).
+// Copies through a pipe: the kernel copies from the address as the program
+// would read it (EFAULT, not a fault). For a process that may not open its
+// own /proc/self/mem: after it changed user (setuid clears the dumpable
+// flag, and its /proc files then belong to root). A pipe of its own, not
+// the probe pipe, where readable() leaves bytes (a signal handler's too).
 bool pipe_read(uintptr_t addr, void* out, std::size_t n) {
   int fds[2];
-  if (!pipe_get(fds)) return false;
-  pipe_drain(fds[0]);  // a probe interrupted by a signal may have left a byte
+  if (own_pipe(fds, O_CLOEXEC | O_NONBLOCK) != 0) return false;
   std::size_t got = 0;
   while (got < n) {
     const std::size_t chunk = n - got < 4096 ? n - got : 4096;
@@ -79,8 +79,7 @@ bool pipe_read(uintptr_t addr, void* out, std::size_t n) {
     if (r != w) break;
     got += static_cast<std::size_t>(w);
   }
-  pipe_drain(fds[0]);
-  pipe_done(fds);
+  own_close(fds[0]), own_close(fds[1]);
   return got == n;
 }
 
