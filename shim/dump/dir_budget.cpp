@@ -14,6 +14,7 @@
 #include "shim/dump/format.h"
 #include "shim/runtime/clock.h"
 #include "shim/runtime/fnv.h"
+#include "shim/runtime/kept_dirs.h"
 #include "shim/runtime/own_fds.h"
 #include "shim/runtime/proc_memory.h"
 
@@ -197,7 +198,9 @@ uint64_t choose_evictions(DirFile* files, std::size_t n, uint64_t keep_bytes, Ar
 }
 
 int dir_budget_trim(const char* dir, const char* own_prefix, uint64_t budget, Arena* scratch) {
-  int dfd = own_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int kept = kept_dump_dir();  // after a chroot (runtime/kept_dirs.h)
+  int dfd = kept >= 0 ? own_openat(kept, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+                      : own_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return 0;
   Scan s;
   scan(dfd, own_prefix, &s, scratch);

@@ -15,6 +15,7 @@
 #include "shim/runtime/clock.h"
 #include "shim/runtime/guard.h"
 #include "shim/runtime/identity.h"
+#include "shim/runtime/kept_dirs.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/no_cancel.h"
@@ -25,10 +26,34 @@
 namespace leakwatch::shim {
 
 namespace {
-int sys_open(const char* p, int f, mode_t m) { return own_open(p, f, m); }
+// A path in the dump directory goes through the directory kept open when
+// the process changed its view (a chroot: runtime/kept_dirs.h).
+const char* at_dir(const char* path, int* dir) {
+  *dir = kept_dump_dir();
+  const std::size_t n = std::strlen(g_config.dir);
+  if (*dir >= 0 && std::strncmp(path, g_config.dir, n) == 0 && path[n] == '/') return path + n + 1;
+  *dir = AT_FDCWD;
+  return path;
+}
+int sys_open(const char* p, int f, mode_t m) {
+  int dir;
+  const char* rel = at_dir(p, &dir);
+  return own_openat(dir, rel, f, m);
+}
+int sys_rename(const char* from, const char* to) {
+  int a, b;
+  const char* ra = at_dir(from, &a);
+  const char* rb = at_dir(to, &b);
+  return ::renameat(a, ra, b, rb);
+}
+int sys_unlink(const char* p) {
+  int dir;
+  const char* rel = at_dir(p, &dir);
+  return ::unlinkat(dir, rel, 0);
+}
 }  // namespace
 
-FileOps g_file_ops = {sys_open, ::write, own_close, ::rename, ::unlink, ::mkdir};
+FileOps g_file_ops = {sys_open, ::write, own_close, sys_rename, sys_unlink, ::mkdir};
 
 namespace {
 
@@ -72,6 +97,7 @@ void file_name(char* out, int cap, uint64_t seq, bool tmp) {
 // forks workers that drop to another user, and those leak as much as
 // anyone. Each dump stays 0600, readable by its writer and root only.
 int make_dirs(const char* dir) {
+  if (kept_dump_dir() >= 0) return 0;  // it exists, wherever the path leads now
   char path[kMaxPath];
   std::size_t n = std::strlen(dir);
   if (n >= sizeof path) return ENAMETOOLONG;

@@ -19,7 +19,7 @@
 #include "shim/record/real_functions.h"
 #include "shim/record/granule_marks.h"
 #include "shim/record/recorder.h"
-#include "shim/runtime/identity.h"
+#include "shim/runtime/kept_dirs.h"
 #include "shim/runtime/lifecycle.h"
 #include "shim/runtime/safe_read.h"
 #include "shim/sample/sampler.h"
@@ -322,7 +322,7 @@ LW_EXPORT ssize_t read(int fd, void* buf, size_t n) {
 
 // Before the filesystem view changes (hooked_symbols.def).
 inline void before_fs_change() {
-  if (enabled()) proc_root_keep();
+  if (enabled()) keep_dirs_before_fs_change(g_config.dir);
   if (LW_UNLIKELY(g_real.chroot == nullptr)) resolve_real_functions();
 }
 

@@ -5,13 +5,11 @@
 #include <ctime>
 #include <fcntl.h>
 #include <sys/random.h>
-#include <linux/magic.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "shim/runtime/clock.h"
+#include "shim/runtime/kept_dirs.h"
 #include "shim/runtime/log.h"
 #include "shim/runtime/own_fds.h"
 
@@ -71,27 +69,6 @@ uint64_t ns_inode(const char* path) {
 
 namespace {
 
-// /proc as it was at start, kept open. A process can lose its /proc: a
-// tool that mounts a new one for a child pid namespace in its own mount
-// namespace (unshare --mount-proc, sandboxes), a mount over it, a chroot.
-// Opened paths then fail (a /proc of another pid namespace has no "self"
-// for this process), and relative to the kept root they still work ("self"
-// is whoever asks, as that /proc numbers it: fork children included).
-// Kept only by a process about to change its view (the unshare, setns,
-// mount and chroot hooks): a kept descriptor shows in /proc/self/fd.
-// Placed high, out of the way of a host that counts on its next
-// descriptor's number; a host that closes it (closefrom) loses the
-// fallback, noticed by its identity, never by reading a file of the host's.
-int g_proc_root = -1;
-dev_t g_proc_dev;
-ino_t g_proc_ino;
-
-bool proc_root_usable() {
-  struct stat st;
-  const int fd = __atomic_load_n(&g_proc_root, __ATOMIC_ACQUIRE);
-  return fd >= 0 && ::fstat(fd, &st) == 0 && st.st_dev == g_proc_dev && st.st_ino == g_proc_ino;
-}
-
 int open_in_proc(int root, const char* dir, const char* name) {
   char path[128];
   format(path, sizeof path, "%s%s/%s", root == AT_FDCWD ? "/proc/" : "", dir, name);
@@ -100,43 +77,17 @@ int open_in_proc(int root, const char* dir, const char* name) {
 
 }  // namespace
 
-void proc_root_keep() {
-  // Once per process (and per fork child, which inherits the descriptor):
-  // two threads calling unshare at once must not keep two.
-  static int claimed = 0;
-  if (__atomic_exchange_n(&claimed, 1, __ATOMIC_ACQ_REL)) return;
-  // Not under a tight descriptor limit: there the host needs every one.
-  struct rlimit r;
-  const long limit =
-      getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur != RLIM_INFINITY ? static_cast<long>(r.rlim_cur) : 1024;
-  if (limit < 64) return;
-  int fd = ::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  struct statfs fs;
-  struct stat st;
-  if (fd < 0) return;
-  if (::fstatfs(fd, &fs) != 0 || fs.f_type != PROC_SUPER_MAGIC || ::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return;
-  }
-  const long high = (limit < 1024 ? limit : 1024) - 16;
-  if (high > fd) {
-    int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, static_cast<int>(high));
-    if (moved >= 0) ::close(fd), fd = moved;
-  }
-  g_proc_dev = st.st_dev;
-  g_proc_ino = st.st_ino;
-  __atomic_store_n(&g_proc_root, fd, __ATOMIC_RELEASE);  // after its identity
-}
-
 int open_proc_self(const char* name) {
   int fd = open_in_proc(AT_FDCWD, "thread-self", name);
   if (fd >= 0 || errno != ENOENT) return fd;
   fd = open_in_proc(AT_FDCWD, "self", name);
   if (fd >= 0 || errno != ENOENT) return fd;
-  if (!proc_root_usable()) return -1;
-  fd = open_in_proc(g_proc_root, "thread-self", name);
+  // This process's /proc is gone (runtime/kept_dirs.h): the one it had.
+  const int root = kept_proc_root();
+  if (root < 0) return -1;
+  fd = open_in_proc(root, "thread-self", name);
   if (fd >= 0 || errno != ENOENT) return fd;
-  return open_in_proc(g_proc_root, "self", name);
+  return open_in_proc(root, "self", name);
 }
 
 namespace {

@@ -53,12 +53,9 @@ long read_small_file(const char* path, char* buf, long cap);
 // process's /proc/self files (maps, status, mem) read through the exited
 // thread and come back empty.
 // When /proc is no longer this process's (a mount over it, a /proc of
-// another pid namespace, a chroot), opens relative to the /proc it had at
-// start, if proc_root_keep kept it.
+// another pid namespace, a chroot), opens relative to the /proc it had
+// before, if it was kept (runtime/kept_dirs.h).
 int open_proc_self(const char* name);
-// Keeps /proc open for open_proc_self: called before the process changes
-// its view of the filesystem (unshare, setns, mount, chroot). Idempotent.
-void proc_root_keep();
 // read_small_file of open_proc_self(name).
 long read_proc_self(const char* name, char* buf, long cap);
 

@@ -15,7 +15,16 @@ from test_container import require_unshare
 
 class LostProc(lwtest.ShimTestCase):
     def test_a_mount_over_proc_after_start(self):
-        cmd = [lwtest.program("lost_proc"), "2500"]
+        self.check_leak_reported([lwtest.program("lost_proc"), "2500"])
+
+    def test_a_chroot_after_start(self):
+        """The dump directory is outside the new root: dumps still land in it."""
+        jail = os.path.join(self.tmp, "jail")
+        os.mkdir(jail)
+        self.check_leak_reported([lwtest.program("lost_proc"), "2500", jail])
+        self.assertEqual(os.listdir(jail), [], "nothing written inside the new root")
+
+    def check_leak_reported(self, cmd):
         plain = lwtest.run_plain(cmd, timeout=60)
         if plain.returncode == 3:
             print("SKIP %s: %s" % (self.id(), plain.stderr.strip()), flush=True)

@@ -1,9 +1,11 @@
 /* A process that loses its /proc after start, as a sandboxing tool or a
- * daemon does: a private mount namespace, then an empty tmpfs over /proc.
- * Leaks from lost_proc_leak for a while, in itself and in a fork child.
- * Usage: lost_proc [MILLISECONDS]
+ * daemon does: a private mount namespace, then an empty tmpfs over /proc;
+ * or, given a directory, a chroot into it (haproxy, postfix, named), which
+ * hides the dump directory too. Leaks from lost_proc_leak for a while, in
+ * itself and in a fork child.
+ * Usage: lost_proc [MILLISECONDS [CHROOT_DIR]]
  * Prints "proc hidden" once /proc/self is gone, and a checksum line.
- * Exit 3 when it may not make a mount namespace (the test skips). */
+ * Exit 3 when it may not make a mount namespace or chroot (the test skips). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
@@ -36,11 +38,18 @@ static uint64_t leak_for(long ms, uint64_t seed) {
 
 int main(int argc, char** argv) {
   long ms = argc > 1 ? atol(argv[1]) : 2000;
-  if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+  if (argc > 2) {
+    if (chroot(argv[2]) != 0) {
+      fprintf(stderr, "lost_proc: no chroot: %s\n", strerror(errno));
+      return 3;
+    }
+    LW_CHECK(chdir("/") == 0);
+  } else if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
     fprintf(stderr, "lost_proc: no mount namespace: %s\n", strerror(errno));
     return 3;
+  } else {
+    LW_CHECK(mount("none", "/proc", "tmpfs", 0, NULL) == 0);
   }
-  LW_CHECK(mount("none", "/proc", "tmpfs", 0, NULL) == 0);
   LW_CHECK(access("/proc/self", F_OK) != 0);
   printf("proc hidden\n");
   fflush(stdout);
