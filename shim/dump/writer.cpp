@@ -27,7 +27,9 @@ namespace leakwatch::shim {
 
 namespace {
 // A path in the dump directory goes through the directory kept open when
-// the process changed its view (a chroot: runtime/kept_dirs.h).
+// the process changed its view (a chroot: runtime/kept_dirs.h). Otherwise
+// the same system calls as ever (rename, unlink: a seccomp allowlist or a
+// tracer may know only those).
 const char* at_dir(const char* path, int* dir) {
   *dir = kept_dump_dir();
   const std::size_t n = std::strlen(g_config.dir);
@@ -38,18 +40,18 @@ const char* at_dir(const char* path, int* dir) {
 int sys_open(const char* p, int f, mode_t m) {
   int dir;
   const char* rel = at_dir(p, &dir);
-  return own_openat(dir, rel, f, m);
+  return dir == AT_FDCWD ? own_open(p, f, m) : own_openat(dir, rel, f, m);
 }
 int sys_rename(const char* from, const char* to) {
   int a, b;
   const char* ra = at_dir(from, &a);
   const char* rb = at_dir(to, &b);
-  return ::renameat(a, ra, b, rb);
+  return a == AT_FDCWD && b == AT_FDCWD ? ::rename(from, to) : ::renameat(a, ra, b, rb);
 }
 int sys_unlink(const char* p) {
   int dir;
   const char* rel = at_dir(p, &dir);
-  return ::unlinkat(dir, rel, 0);
+  return dir == AT_FDCWD ? ::unlink(p) : ::unlinkat(dir, rel, 0);
 }
 }  // namespace
 
