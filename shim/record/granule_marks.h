@@ -37,7 +37,7 @@ namespace leakwatch::shim {
 constexpr unsigned kGranuleShift = 8;
 constexpr unsigned kGranuleMarkBits = 20;
 constexpr uint8_t kStickyMark = 255;
-extern std::atomic<uint8_t> g_granule_marks[1u << kGranuleMarkBits];
+extern std::atomic<uint8_t> g_granule_marks[1u << kGranuleMarkBits] __attribute__((visibility("hidden")));
 
 inline std::size_t granule_index(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) >> kGranuleShift) & ((std::size_t{1} << kGranuleMarkBits) - 1);

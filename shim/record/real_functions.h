@@ -22,7 +22,9 @@ struct RealFunctions {
 #undef LW_HOOK
 };
 
-extern RealFunctions g_real;
+// Hidden: every hook's tail call then reads the pointer straight from
+// g_real (`jmp *g_real+off(%rip)`), not through the GOT.
+extern RealFunctions g_real __attribute__((visibility("hidden")));
 
 // Resolves g_real; returns false if malloc/free could not be found.
 bool resolve_real_functions();

@@ -25,7 +25,7 @@ struct ThreadState {
   unsigned shard;           // 1 + this thread's counter shard (shard.h); 0 = not dealt yet
 };
 
-extern __thread ThreadState t_state __attribute__((tls_model("initial-exec")));
+extern __thread ThreadState t_state __attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 class Guard {
  public:

@@ -424,6 +424,26 @@ TEST_CASE("sample_tick / sample_slow: mechanics", "[sampler]") {
     CHECK(t_state.countdown > 0);
   }
 
+  SECTION("the tick charges n < countdown and leaves a miss uncharged") {
+    // The x86-64 tick subtracts first and adds n back on a miss; both
+    // builds must agree on the boundary (n == countdown is a miss).
+    t_state.countdown = 100;
+    CHECK(sample_tick(99));
+    CHECK(t_state.countdown == 1);
+    CHECK_FALSE(sample_tick(1));
+    CHECK(t_state.countdown == 1);
+    CHECK_FALSE(sample_tick(5));
+    CHECK(t_state.countdown == 1);
+    CHECK(sample_tick(0));
+    CHECK(t_state.countdown == 1);
+    t_state.countdown = 0;
+    CHECK_FALSE(sample_tick(0));  // S = 1 keeps the countdown at 0: malloc(0) is recorded
+    CHECK(t_state.countdown == 0);
+    t_state.countdown = 1000;
+    CHECK_FALSE(sample_tick(std::size_t{1} << 63));
+    CHECK(t_state.countdown == 1000);
+  }
+
   SECTION("sample_never keeps the thread on the fast path") {
     sample_never();
     for (int i = 0; i < 100000; ++i) REQUIRE(sample_tick(std::size_t{1} << 30));
