@@ -44,8 +44,18 @@ inline std::size_t granule_index(const void* p) {
 }
 
 // False: certainly not a sampled (or bootstrap) block.
-inline bool maybe_sampled(const void* p) {
+// On x86-64 the test is one `cmpb $0` on the counter (a byte load is a
+// relaxed atomic load there): the compiler's relaxed load is a movzbl and a
+// test, one instruction more on every free.
+inline __attribute__((always_inline)) bool maybe_sampled(const void* p) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  asm goto("cmpb $0, %0\n\tjne %l[marked]" : : "m"(g_granule_marks[granule_index(p)]) : "cc" : marked);
+  return false;
+marked:
+  return true;
+#else
   return g_granule_marks[granule_index(p)].load(std::memory_order_relaxed) != 0;
+#endif
 }
 
 void granule_mark(const void* p);         // a sampled block now starts here

@@ -54,8 +54,8 @@ struct StackEntry {
   uint32_t id;
   uint32_t depth;
   uint32_t kind;         // StackKind
-  uint32_t reserved;
-  StackCounters* shard;  // kShards counters, in the table's counter region
+  uint32_t stride;       // counters between this stack's shards (max_stacks)
+  StackCounters* shard;  // its counters in shard 0; shard i is shard[i * stride]
   uintptr_t frames[];    // depth return addresses, leaf first
 
   // Sums over the shards (relaxed: a dump is a moment, not a transaction).
@@ -69,7 +69,7 @@ struct StackEntry {
  private:
   uint64_t sum(std::atomic<uint64_t> StackCounters::*field) const {
     uint64_t s = 0;
-    for (unsigned i = 0; i < kShards; ++i) s += (shard[i].*field).load(std::memory_order_relaxed);
+    for (unsigned i = 0; i < kShards; ++i) s += (shard[std::size_t{i} * stride].*field).load(std::memory_order_relaxed);
     return s;
   }
 };
@@ -80,7 +80,10 @@ class StackTable {
   // Address space init() reserves for max_stacks stacks (the entries'
   // own memory comes later, from the arena, as stacks are added).
   static std::size_t reserve_bytes(uint32_t max_stacks) {
-    return (sizeof(StackEntry*) + sizeof(StackCounters) * kShards) * max_stacks + sizeof(uint32_t) * index_capacity(max_stacks);
+    // The index grows by doubling and keeps its old tables: at most twice
+    // the largest.
+    return (sizeof(StackEntry*) + sizeof(StackCounters) * kShards) * max_stacks +
+           2 * index_bytes(index_capacity(max_stacks));
   }
   // Gives the reservation back (an init that failed further on).
   void release();
@@ -108,23 +111,48 @@ class StackTable {
     arena_.abandon();
   }
   std::size_t memory_bytes() const { return arena_.used(); }
+  // Slots of the newest hash index (it grows with the stacks: tests).
+  uint64_t index_slots() const { return index_.load(std::memory_order_acquire)->mask + 1; }
 
  private:
+  // The hash index from frames to ids: open addressing over ids+1 (0 =
+  // empty), at most half full. It starts at one page and doubles, rather
+  // than being sized for max_stacks at once: hashes scatter the stacks over
+  // the whole table, so a table for 2^18 stacks had a page fault and 4 KiB
+  // of memory for almost every new stack (2 MiB for a few thousand stacks).
+  // A grown table is published whole; readers of an older one only miss
+  // the newer stacks, and a miss is settled under the lock. Old tables are
+  // kept (a reader may still be in one): at most as large as the newest.
+  struct Index {
+    uint64_t mask;
+    std::atomic<uint32_t> slots[];
+  };
+  static constexpr uint64_t kFirstIndexSlots = 1024;
+  static constexpr int kMaxIndexes = 32;
   static uint64_t index_capacity(uint32_t max_stacks) {
     uint64_t cap = 1;
     while (cap < uint64_t{max_stacks} * 2) cap <<= 1;
     return cap;
   }
+  static std::size_t index_bytes(uint64_t slots) { return sizeof(Index) + sizeof(uint32_t) * slots; }
   StackEntry* make(const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash, uint32_t id);
-  // Probes the index; returns the id or -1, and the first empty slot seen.
-  int64_t probe(const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash, uint64_t* empty_slot) const;
+  // Probes an index; returns the id or -1, and the first empty slot seen.
+  int64_t probe(const Index* index, const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash,
+                uint64_t* empty_slot) const;
+  // A twice larger index with every id up to `count` in it (under the lock).
+  Index* grow(const Index* from, uint32_t count);
 
   SpinLock lock_;
   Arena arena_;
   StackEntry** entries_ = nullptr;
-  StackCounters* counters_ = nullptr;  // max_stacks x kShards
-  std::atomic<uint32_t>* index_ = nullptr;  // open addressing over ids+1 (0 = empty)
-  uint64_t index_mask_ = 0;
+  // kShards x max_stacks, shard-major: a thread's counters for all stacks
+  // are together, so a program with one thread touches a quarter of the
+  // pages it would if each stack's four shards were side by side.
+  StackCounters* counters_ = nullptr;
+  StackCounters& counters(uint32_t id) { return counters_[std::size_t{thread_shard()} * max_stacks_ + id]; }
+  std::atomic<Index*> index_{nullptr};  // the newest
+  Index* indexes_[kMaxIndexes] = {};    // every one made, for release()
+  int nindexes_ = 0;
   uint32_t max_stacks_ = 0;
   std::atomic<uint32_t> count_{0};
   std::atomic<bool> full_{false};

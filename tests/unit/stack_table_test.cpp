@@ -120,6 +120,23 @@ TEST_CASE("stack table: many stacks keep distinct dense ids", "[stack_table]") {
   CHECK(t.memory_bytes() > 0);
 }
 
+TEST_CASE("stack table: the index grows with the stacks, not with the cap", "[stack_table]") {
+  StackTable t;
+  REQUIRE(t.init(1u << 18));
+  CHECK(t.index_slots() == 1024);  // one page, not 2 MiB
+  std::vector<std::vector<uintptr_t>> seen;
+  for (uint64_t s = 0; s < 3000; ++s) {
+    seen.push_back(stack_of(s + 7, 1 + s % 50));
+    REQUIRE(t.intern(seen.back().data(), static_cast<uint32_t>(seen.back().size())) == s + 1);
+    // At most half full after every insert.
+    REQUIRE(2 * t.count() <= t.index_slots() + 2);
+  }
+  CHECK(t.index_slots() == 8192);
+  for (uint64_t s = 0; s < seen.size(); ++s)
+    REQUIRE(t.intern(seen[s].data(), static_cast<uint32_t>(seen[s].size())) == s + 1);
+  CHECK(t.count() == 3001);
+}
+
 TEST_CASE("stack table: a full table charges new stacks to [other]", "[stack_table]") {
   StackTable t;
   REQUIRE(t.init(4));  // [other] + 3 stacks
