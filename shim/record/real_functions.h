@@ -47,7 +47,7 @@ std::size_t bootstrap_size(const void* p);
 // twice. Read only when resolve_real_functions() found glibc's own malloc
 // (not a debugging or other allocator) and checked blocks of every bin
 // size against malloc_usable_size().
-extern bool g_glibc_chunks;
+extern bool g_glibc_chunks __attribute__((visibility("hidden")));
 constexpr std::size_t kGlibcFlags = 7, kGlibcMmapped = 2;
 inline std::size_t glibc_chunk_word(const void* p) { return static_cast<const std::size_t*>(p)[-1]; }
 inline std::size_t glibc_usable_of(std::size_t h) { return (h & ~kGlibcFlags) - ((h & kGlibcMmapped) != 0 ? 16 : 8); }

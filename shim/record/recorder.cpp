@@ -353,8 +353,20 @@ void* realloc_grew_slow(void* r, std::size_t n, std::size_t growth) {
   return q;
 }
 
-void* realloc_charge_mmapped(void* r, std::size_t n, std::size_t h, std::size_t h2) {
-  return charge_growth(r, n, glibc_usable_of(h), glibc_usable_of(h2));
+void* realloc_unsampled_measured(void* p, std::size_t n) {
+  const std::size_t h = glibc_chunk_word(p);
+  void* r = g_real.realloc(p, n);
+  if (__builtin_expect(r == nullptr, 0)) return r;
+  const std::size_t h2 = glibc_chunk_word(r);
+  // A chunk mmapped by itself has a longer header: compare usable sizes.
+  if (((h | h2) & kGlibcMmapped) != 0) return charge_growth(r, n, glibc_usable_of(h), glibc_usable_of(h2));
+  return charge_growth(r, n, h & ~kGlibcFlags, h2 & ~kGlibcFlags);
+}
+
+void* realloc_then_grew_slow(void* p, std::size_t n, std::size_t growth) {
+  void* r = g_real.realloc(p, n);
+  if (r == nullptr) return r;  // nothing grew: nothing charged
+  return realloc_grew_slow(r, n, growth);
 }
 
 void* realloc_unsampled_other(void* p, std::size_t n) {
