@@ -74,8 +74,8 @@ StackTable::Index* StackTable::grow(const Index* from, uint32_t count) {
   auto* index = static_cast<Index*>(map_pages(index_bytes(cap), true));
   if (!index) return nullptr;
   index->mask = cap - 1;
-  // Ids 1.. (0, "[other]", is never looked up); the new table is private
-  // until published, so plain relaxed stores.
+  // Id 0, "[other]", is never looked up; the new table is private until
+  // published, so relaxed stores.
   for (uint32_t id = 1; id < count; ++id) {
     uint64_t i = entries_[id]->hash & index->mask;
     while (index->slots[i].load(std::memory_order_relaxed) != 0) i = (i + 1) & index->mask;

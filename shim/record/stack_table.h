@@ -54,7 +54,8 @@ struct StackEntry {
   uint32_t id;
   uint32_t depth;
   uint32_t kind;         // StackKind
-  uint32_t stride;       // counters between this stack's shards (max_stacks)
+  uint32_t stride;       // counters between its shards: the table's max_stacks, kept here (the
+                         // reserved word) so an entry sums itself without its table
   StackCounters* shard;  // its counters in shard 0; shard i is shard[i * stride]
   uintptr_t frames[];    // depth return addresses, leaf first
 
@@ -139,7 +140,8 @@ class StackTable {
   // Probes an index; returns the id or -1, and the first empty slot seen.
   int64_t probe(const Index* index, const uintptr_t* frames, uint32_t depth, uint32_t kind, uint64_t hash,
                 uint64_t* empty_slot) const;
-  // A twice larger index with every id up to `count` in it (under the lock).
+  // The next index (twice `from`, or the first) holding ids 1..count-1;
+  // under the lock, before it is published.
   Index* grow(const Index* from, uint32_t count);
 
   SpinLock lock_;

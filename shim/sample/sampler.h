@@ -57,13 +57,14 @@ miss: {
   t_state.countdown = c < 0 ? 0 : c;
   return false;
 }
-#endif
+#else
   const auto c = static_cast<unsigned long long>(t_state.countdown);
   if (__builtin_expect(n < c, 1)) {
     t_state.countdown = static_cast<long long>(c - n);
     return true;
   }
   return false;
+#endif
 }
 
 constexpr long long kCheckWindow = 64 * 1024;
