@@ -70,11 +70,12 @@ int main(int argc, char** argv) {
           b.put(f);
         }
         b.end_section();
-        b.begin_section(format::kStacks);
-        b.put(uint32_t(stacks));
+        b.begin_section(format::kStacksV);
+        uint8_t v[shim::kVarintMax];
+        b.append(v, shim::put_varint(v, uint32_t(stacks)));
         for (auto& s : stk) {
-          b.put(uint32_t{depth});
-          b.append(s.data(), s.size() * 4);
+          b.append(v, shim::put_varint(v, uint32_t{depth}));
+          for (uint32_t f : s) b.append(v, shim::put_varint(v, f));
         }
         b.end_section();
         b.begin_section(format::kRecords);

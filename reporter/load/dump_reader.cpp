@@ -39,6 +39,21 @@ class Cursor {
     return true;
   }
   uint64_t left() const { return n_ - off_; }
+  // An LEB128 varint of at most 5 bytes that fits in 32 bits.
+  bool varint(uint32_t* out) {
+    uint64_t v = 0;
+    for (int i = 0; i < 5; ++i) {
+      if (!has(1)) return false;
+      const uint8_t b = p_[off_++];
+      v |= uint64_t{b & 0x7fu} << (7 * i);
+      if (!(b & 0x80)) {
+        if (v > UINT32_MAX) return false;
+        *out = static_cast<uint32_t>(v);
+        return true;
+      }
+    }
+    return false;
+  }
 
  private:
   const uint8_t* p_;
@@ -106,9 +121,9 @@ absl::Status read_header(std::string_view bytes, const std::string& name, fmtx::
   fmtx::Header& h = *out;
   std::memcpy(&h, bytes.data(), sizeof h);
   if (std::memcmp(h.magic, fmtx::kMagic, 8) != 0) return bad(name, "not a leakwatch dump (bad magic)");
-  if (h.major != fmtx::kMajor)
+  if (h.major < fmtx::kOldestMajor || h.major > fmtx::kMajor)
     return bad(name, absl::StrCat("dump format version ", h.major, ".", h.minor, h.major > fmtx::kMajor ? " is newer than" : " is not supported by",
-                                  " this reader (supports ", fmtx::kMajor, ".x); upgrade leakwatch"));
+                                  " this reader (supports ", fmtx::kOldestMajor, ".x to ", fmtx::kMajor, ".x); upgrade leakwatch"));
   if (crc32(0, reinterpret_cast<const Bytef*>(bytes.data()), 40) != h.header_crc32)
     return bad(name, "corrupted header (checksum mismatch)");
   if (h.header_size < sizeof h || h.header_size > bytes.size()) return bad(name, "bad header size");
@@ -304,7 +319,28 @@ absl::Status read_frames(const Sections& secs, const std::string& name, Dump& d)
   });
 }
 
+// 2.0's stacks: the fields of 1.x's, as varints.
+absl::Status read_stacks_v(const std::pair<const uint8_t*, uint64_t>& s, const std::string& name, Dump& d) {
+  Cursor sc(s.first, s.second);
+  uint32_t n;
+  if (!sc.varint(&n) || n > sc.left()) return bad(name, "bad stack table");  // each stack takes a byte at least
+  if (n > fmtx::kReaderMaxRecords) return bad(name, "stack table larger than any writer produces");
+  d.stacks.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t depth;
+    if (!sc.varint(&depth) || depth > fmtx::kMaxDepth || depth > sc.left()) return bad(name, "bad stack depth");
+    std::vector<uint32_t> st(depth);
+    for (auto& fi : st) {
+      if (!sc.varint(&fi)) return bad(name, "bad stack frame");
+      if (fi >= d.frames.size()) return bad(name, "stack frame out of range");
+    }
+    d.stacks.push_back(std::move(st));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status read_stacks(const Sections& secs, const std::string& name, Dump& d) {
+  if (auto* v = secs.find(fmtx::kStacksV)) return read_stacks_v(*v, name, d);
   auto* s = secs.find(fmtx::kStacks);
   if (!s) return absl::OkStatus();
   Cursor sc(s->first, s->second);

@@ -1,5 +1,6 @@
 #include "shim/dump/encoder.h"
 
+#include <algorithm>
 #include <cstring>
 #include <zlib.h>
 
@@ -107,7 +108,15 @@ bool seal_dump(const ByteBuffer& payload, Arena* scratch, ByteBuffer* file) {
   // that reached the checkpoint, which waits for it. On a deep-stacks dump
   // (860 KB of payload) 3 takes ~0.4x the time of 6 for 12% more bytes;
   // 1 and 2 are faster still but 60-95% larger (2026-12-07).
-  if (deflateInit(&zs, 3) != Z_OK) return false;
+  //
+  // The window and hash table fit the payload: zlib's full-size state is
+  // 256 KiB, which a small process's dump (a few KiB) zeroed and faulted in
+  // at exit for nothing; a window as large as the input finds the same
+  // matches. Any inflate reads a smaller window (the zlib header says it).
+  int window_bits = 9;  // deflate's smallest
+  while (window_bits < 15 && (std::size_t{1} << window_bits) < payload.size()) ++window_bits;
+  const int mem_level = std::max(1, std::min(8, window_bits - 7));
+  if (deflateInit2(&zs, 3, Z_DEFLATED, window_bits, mem_level, Z_DEFAULT_STRATEGY) != Z_OK) return false;
   uLong bound = deflateBound(&zs, payload.size());
   file->clear();
   if (!file->reserve(sizeof(format::Header) + bound)) {

@@ -6,12 +6,26 @@
 // ByteBuffer) and zlib's allocations from the given Arena, never malloc.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "shim/dump/format.h"
 #include "shim/runtime/internal_alloc.h"
 
 namespace leakwatch::shim {
+
+// A u32 as an LEB128 varint (7 bits a byte, low first, high bit: more
+// follow) at out; returns its length, 1..kVarintMax.
+constexpr std::size_t kVarintMax = 5;
+inline std::size_t put_varint(uint8_t* out, uint32_t v) {
+  std::size_t n = 0;
+  while (v >= 0x80) {
+    out[n++] = static_cast<uint8_t>(v | 0x80);
+    v >>= 7;
+  }
+  out[n++] = static_cast<uint8_t>(v);
+  return n;
+}
 
 class PayloadBuilder {
  public:

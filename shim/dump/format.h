@@ -17,8 +17,12 @@
 namespace leakwatch::format {
 
 constexpr char kMagic[8] = {'L', 'K', 'W', 'T', 'D', 'U', 'M', 'P'};
-constexpr uint16_t kMajor = 1;
-constexpr uint16_t kMinor = 1;  // 1.1: reason, retention and memory facts in IDNT; record kinds
+// 1.1: reason, retention and memory facts in IDNT; record kinds.
+// 2.0: the stacks as varints (STKV instead of STKS), a quarter of the bytes
+// that a dump compresses and writes. Readers read 1.x too.
+constexpr uint16_t kMajor = 2;
+constexpr uint16_t kMinor = 0;
+constexpr uint16_t kOldestMajor = 1;
 constexpr uint32_t kFlagZlib = 1;
 constexpr const char* kFileSuffix = ".lwdump";
 
@@ -56,7 +60,8 @@ constexpr uint32_t kStrings = tag('S', 'T', 'R', 'S');   // u32 count; count x {
 constexpr uint32_t kIdentity = tag('I', 'D', 'N', 'T');  // u32 count; count x Field
 constexpr uint32_t kModules = tag('M', 'O', 'D', 'S');   // u32 count; u32 record size; count x Module
 constexpr uint32_t kFrames = tag('F', 'R', 'M', 'S');    // u32 count; u32 record size; count x Frame
-constexpr uint32_t kStacks = tag('S', 'T', 'K', 'S');    // u32 count; count x {u32 depth; depth x u32 frame index}
+constexpr uint32_t kStacks = tag('S', 'T', 'K', 'S');    // 1.x: u32 count; count x {u32 depth; depth x u32 frame index}
+constexpr uint32_t kStacksV = tag('S', 'T', 'K', 'V');   // 2.0: the same fields as LEB128 varints (at most 5 bytes each)
 constexpr uint32_t kRecords = tag('R', 'E', 'C', 'S');   // u32 count; u32 record size; count x Record
 
 struct SectionHeader {

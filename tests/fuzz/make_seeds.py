@@ -97,7 +97,12 @@ def main():
     prog = os.path.join(BUILD, "e2e", "simple_alloc")
     if not os.path.exists(prog):
         sys.exit("make_seeds: %s missing (build the project first)" % prog)
-    shutil.rmtree(CORPUS, ignore_errors=True)
+    # Seeds named "v1-*" are dumps of format 1.x (stacks as u32s), kept from
+    # before 2.0 so the fuzzers still exercise the reader's 1.x path.
+    for dp, _, files in os.walk(CORPUS):
+        for f in files:
+            if not f.startswith("v1-"):
+                os.unlink(os.path.join(dp, f))
     tmp = tempfile.mkdtemp(prefix="lwseeds.")
     try:
         # A short run with a few periodic dumps, and one with shallow stacks.
@@ -116,9 +121,9 @@ def main():
         flipped[len(d) - 10] ^= 0x40
         write("fuzz_dump", "payload-bitflip", bytes(flipped))
         newer = bytearray(d)
-        struct.pack_into("<H", newer, 8, 2)
+        struct.pack_into("<H", newer, 8, struct.unpack_from("<H", d, 8)[0] + 1)
         struct.pack_into("<I", newer, 40, zlib.crc32(bytes(newer[:40])))
-        write("fuzz_dump", "major-2", bytes(newer))
+        write("fuzz_dump", "major-next", bytes(newer))
         write("fuzz_dump", "stored", header_for(payload_of(d), False))
         write("fuzz_dump", "foreign", b"\x7fELF\x02\x01\x01" + b"\0" * 57)
 

@@ -303,12 +303,26 @@ void frames_section(PayloadBuilder& b) {
   b.end_section();
 }
 
-void stacks_section(PayloadBuilder& b, const std::vector<std::vector<uint32_t>>& stacks) {
-  b.begin_section(fmt::kStacks);
-  b.put(static_cast<uint32_t>(stacks.size()));
+// The stacks as this writer writes them (2.0: varints), or as 1.x did.
+enum class StackCoding { kVarint, kFixed32 };
+void stacks_section(PayloadBuilder& b, const std::vector<std::vector<uint32_t>>& stacks,
+                    StackCoding coding = StackCoding::kVarint) {
+  if (coding == StackCoding::kFixed32) {
+    b.begin_section(fmt::kStacks);
+    b.put(static_cast<uint32_t>(stacks.size()));
+    for (const auto& s : stacks) {
+      b.put(static_cast<uint32_t>(s.size()));
+      if (!s.empty()) b.append(s.data(), s.size() * sizeof(uint32_t));
+    }
+    b.end_section();
+    return;
+  }
+  uint8_t v[leakwatch::shim::kVarintMax];
+  b.begin_section(fmt::kStacksV);
+  b.append(v, leakwatch::shim::put_varint(v, static_cast<uint32_t>(stacks.size())));
   for (const auto& s : stacks) {
-    b.put(static_cast<uint32_t>(s.size()));
-    if (!s.empty()) b.append(s.data(), s.size() * sizeof(uint32_t));
+    b.append(v, leakwatch::shim::put_varint(v, static_cast<uint32_t>(s.size())));
+    for (uint32_t f : s) b.append(v, leakwatch::shim::put_varint(v, f));
   }
   b.end_section();
 }
@@ -326,6 +340,15 @@ void valid_body(PayloadBuilder& b) {
   modules_section(b);
   frames_section(b);
   stacks_section(b, stacks_spec());
+  records_section(b, records_spec());
+}
+
+// The same dump as format 1.1 wrote it: stacks as u32s.
+void valid_body_v1(PayloadBuilder& b) {
+  identity_fields(b);
+  modules_section(b);
+  frames_section(b);
+  stacks_section(b, stacks_spec(), StackCoding::kFixed32);
   records_section(b, records_spec());
 }
 
@@ -353,7 +376,7 @@ void small_body(PayloadBuilder& b) {
 }
 
 void check_valid(const Dump& d) {
-  CHECK(d.major == 1);
+  CHECK((d.major == fmt::kMajor || d.major == 1));
   CHECK(d.shim_version == "leakwatch 0.1.0");
   CHECK(d.id.pid == 4242);
   CHECK(d.id.ppid == 1);
@@ -496,7 +519,7 @@ TEST_CASE("format: a full dump round-trips field by field", "[format]") {
   fmt::Header h;
   std::memcpy(&h, bytes.data(), sizeof h);
   CHECK(std::memcmp(h.magic, "LKWTDUMP", 8) == 0);
-  CHECK(h.major == 1);
+  CHECK(h.major == fmt::kMajor);
   CHECK(h.header_size == 48);
   CHECK(h.flags == fmt::kFlagZlib);
   CHECK(h.stored_size == bytes.size() - 48);
@@ -572,6 +595,91 @@ TEST_CASE("format: newer minor versions (bigger records, minor bump) still read"
   REQUIRE(r.ok());
   CHECK(r->minor == 9);
   check_valid(*(r));
+}
+
+TEST_CASE("format: 1.x dumps (stacks as u32s) still read, to the same dump", "[format]") {
+  // Dumps a shim of format 1.1 left in a directory: the reporter reads them
+  // beside 2.0 ones (an upgrade while a service keeps running).
+  HeaderSpec spec;
+  spec.major = 1;
+  spec.minor = 1;
+  auto old = parse_dump(hand_sealed(build_raw(valid_body_v1), spec), "v1.lwdump");
+  INFO(error_of(old));
+  REQUIRE(old.ok());
+  CHECK(old->major == 1);
+  check_valid(*old);
+  auto now = parse_dump(valid_dump(), "v2.lwdump");
+  REQUIRE(now.ok());
+  CHECK(now->major == fmt::kMajor);
+  CHECK(old->stacks == now->stacks);
+  CHECK(old->records.size() == now->records.size());
+  // The varint stacks are a fraction of the u32 ones.
+  CHECK(build_raw(valid_body).size() < build_raw(valid_body_v1).size());
+}
+
+TEST_CASE("format: varint stacks at their limits", "[format][robustness]") {
+  auto with_stacks = [](const std::function<void(PayloadBuilder&)>& stacks) {
+    return build_raw([&](PayloadBuilder& b) {
+      identity_fields(b);
+      modules_section(b);
+      frames_section(b);
+      stacks(b);
+    });
+  };
+  auto bytes = [](PayloadBuilder& b, std::initializer_list<uint8_t> v) {
+    std::vector<uint8_t> x(v);
+    b.append(x.data(), x.size());
+  };
+  SECTION("a two-byte frame index reads back; put_varint writes one to five bytes") {
+    auto r = parse_dump(hand_sealed(with_stacks([&](PayloadBuilder& b) {
+                                      b.begin_section(fmt::kStacksV);
+                                      uint8_t v[leakwatch::shim::kVarintMax];
+                                      b.append(v, leakwatch::shim::put_varint(v, 1));
+                                      b.append(v, leakwatch::shim::put_varint(v, 1));
+                                      b.append(v, leakwatch::shim::put_varint(v, kFrames - 1));
+                                      b.end_section();
+                                    }),
+                                    {}),
+                        "ok");
+    INFO(error_of(r));
+    REQUIRE(r.ok());
+    REQUIRE(r->stacks.size() == 1);
+    CHECK(r->stacks[0] == std::vector<uint32_t>{kFrames - 1});
+    uint8_t v[leakwatch::shim::kVarintMax];
+    CHECK(leakwatch::shim::put_varint(v, 0) == 1);
+    CHECK(leakwatch::shim::put_varint(v, 127) == 1);
+    CHECK(leakwatch::shim::put_varint(v, 128) == 2);
+    CHECK((v[0] == 0x80 && v[1] == 0x01));
+    CHECK(leakwatch::shim::put_varint(v, UINT32_MAX) == 5);
+    CHECK((v[0] == 0xff && v[4] == 0x0f));
+  }
+  struct Bad {
+    const char* what;
+    std::initializer_list<uint8_t> section;
+  };
+  const Bad cases[] = {
+      {"count cut off", {0x81}},
+      {"count above what the section holds", {0x05, 0x00}},
+      {"depth cut off", {0x01, 0x80}},
+      {"depth above the format's limit", {0x01, 0x81, 0x02, 0x00}},  // 257
+      {"frame cut off", {0x01, 0x01, 0x80}},
+      {"frame out of range", {0x01, 0x01, 0xbc, 0x05}},  // 700 of 600 frames
+      {"a varint of six bytes", {0x01, 0x01, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00}},
+      {"a varint above 32 bits", {0x01, 0x01, 0xff, 0xff, 0xff, 0xff, 0x1f}},
+  };
+  for (const Bad& c : cases) {
+    DYNAMIC_SECTION(c.what) {
+      auto r = parse_dump(hand_sealed(with_stacks([&](PayloadBuilder& b) {
+                                        b.begin_section(fmt::kStacksV);
+                                        bytes(b, c.section);
+                                        b.end_section();
+                                      }),
+                                      {}),
+                          "bad");
+      REQUIRE_FALSE(r.ok());
+      CHECK(error_of(r).find("stack") != std::string::npos);
+    }
+  }
 }
 
 TEST_CASE("format: an uncompressed payload (flag bit 0 clear) reads too", "[format]") {
@@ -672,14 +780,14 @@ TEST_CASE("format: foreign files are not leakwatch dumps", "[format][robustness]
 
 TEST_CASE("format: other major versions are refused with a clear message", "[format][robustness]") {
   std::string newer = valid_dump();
-  uint16_t two = 2;
+  uint16_t two = fmt::kMajor + 1;
   std::memcpy(newer.data() + offsetof(fmt::Header, major), &two, 2);
   fix_header_crc(&newer);
-  auto r = parse_dump(newer, "v2.lwdump");
+  auto r = parse_dump(newer, "v3.lwdump");
   REQUIRE_FALSE(r.ok());
   INFO(error_of(r));
   CHECK(error_of(r).find("newer") != std::string::npos);
-  CHECK(error_of(r).find(absl::StrCat("2.", leakwatch::format::kMinor)) != std::string::npos);
+  CHECK(error_of(r).find(absl::StrCat(fmt::kMajor + 1, ".", leakwatch::format::kMinor)) != std::string::npos);
   // Even when the header checksum was not updated, the version is what is reported.
   std::string newer_badcrc = valid_dump();
   std::memcpy(newer_badcrc.data() + offsetof(fmt::Header, major), &two, 2);

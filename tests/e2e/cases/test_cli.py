@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import tempfile
 import unittest
@@ -69,7 +70,8 @@ class BadInput(lwtest.ShimTestCase):
         bad = {
             "truncated": data[: len(data) // 2],
             "foreign": b"\x7fELF" + b"\0" * 100,
-            "newer": data[:8] + b"\x02\x00" + data[10:],
+            # One major version past the writer's (the header's u16 at 8).
+            "newer": data[:8] + struct.pack("<H", struct.unpack_from("<H", data, 8)[0] + 1) + data[10:],
             "empty": b"",
         }
         for name, content in bad.items():
