@@ -114,7 +114,11 @@ def main():
     only = set(a.only.split(",")) if a.only else None
     skip = set(filter(None, a.skip.split(",")))
     rows = []
-    for name, argv, extra, stdin_path, _group in suite.workloads(a.build):
+    # Beside the suite's long runs: 50 short processes (a shell loop of
+    # /bin/true), where the shim's per-process cost (start, exit dump) is
+    # all there is. The shell itself runs under the preload too.
+    spawn = ("spawn-50", ["/bin/sh", "-c", "i=0; while [ $i -lt 50 ]; do /bin/true; i=$((i+1)); done"], {}, None, "spawn")
+    for name, argv, extra, stdin_path, _group in suite.workloads(a.build) + [spawn]:
         if (only and name not in only) or name in skip:
             continue
         argv = list(argv)
@@ -153,7 +157,7 @@ def main():
         lines.append(line)
     if any(r["workload"] == "mmap-churn" for r in rows):
         lines.append("")
-            lines.append("mmap-churn spends its time in system calls and page faults: its user-space instructions are "
+        lines.append("mmap-churn spends its time in system calls and page faults: its user-space instructions are "
                      "a small part of its CPU time, so its instruction ratio says little (the CPU-time suite measures it).")
     text = "\n".join(lines)
     print(text)
