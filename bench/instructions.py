@@ -40,6 +40,11 @@ SCALE = {
     "node-buffers": (3, "1"),
 }
 CONFIGS = ("base", "bare", "lw", "lw-alt")
+# The runtimes' own randomness, off for counting: CPython's hash seed (dict
+# layouts; +-1% between runs), V8's (--predictable: deterministic JIT and
+# GC decisions; +-2% between runs without it).
+DETERMINISTIC_ENV = {"python": {"PYTHONHASHSEED": "0"}}
+DETERMINISTIC_ARGS = {"node-buffers": ["--predictable"]}
 # Workloads whose count under the shim depends on the sampling draw: where
 # sampled blocks land changes which reallocs glibc can extend in place, so
 # realloc-growth's copying moves by +-2% from run to run (measured: 17.33,
@@ -125,6 +130,8 @@ def main():
         if name in SCALE:
             i, v = SCALE[name]
             argv[i] = v
+        argv[1:1] = DETERMINISTIC_ARGS.get(name, [])
+        extra = dict(extra, **DETERMINISTIC_ENV.get(name, {}))
         row = {"workload": name}
         for c in names:
             lib, cenv, _prefix = cfgs[c]
