@@ -33,6 +33,7 @@ constexpr RealFunctions unresolved() {
 
 constinit RealFunctions g_real = unresolved();
 constinit bool g_glibc_chunks = false;
+constinit std::size_t g_glibc_realloc_below = 0;
 
 __attribute__((noinline)) std::size_t other_usable_size(void* p) { return g_real.malloc_usable_size(p); }
 
@@ -110,6 +111,7 @@ bool resolve_real_functions() {
   // uncharged: a block is sampled on its first size only.
   if (!r.malloc_usable_size) r.malloc_usable_size = &unresolved_usable_size;
   g_glibc_chunks = is_glibc_heap(r);
+  g_glibc_realloc_below = g_glibc_chunks ? kGlibcHeapBelow : 0;
   g_real = r;
   g_resolved.store(2, std::memory_order_release);
   return true;

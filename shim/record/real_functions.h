@@ -48,6 +48,11 @@ std::size_t bootstrap_size(const void* p);
 // (not a debugging or other allocator) and checked blocks of every bin
 // size against malloc_usable_size().
 extern bool g_glibc_chunks __attribute__((visibility("hidden")));
+// Below glibc's smallest mmap threshold a request is served from an arena.
+constexpr std::size_t kGlibcHeapBelow = 128 * 1024;
+// kGlibcHeapBelow when g_glibc_chunks, else 0: realloc's hook tests both
+// with one compare (n >= this: not predicted from the chunk header).
+extern std::size_t g_glibc_realloc_below __attribute__((visibility("hidden")));
 constexpr std::size_t kGlibcFlags = 7, kGlibcMmapped = 2;
 inline std::size_t glibc_chunk_word(const void* p) { return static_cast<const std::size_t*>(p)[-1]; }
 inline std::size_t glibc_usable_of(std::size_t h) { return (h & ~kGlibcFlags) - ((h & kGlibcMmapped) != 0 ? 16 : 8); }

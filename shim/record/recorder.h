@@ -86,8 +86,6 @@ __attribute__((noinline)) void* realloc_then_grew_slow(void* p, std::size_t n, s
 // 8 bytes of header, a multiple of 16; 32 at least, which this leaves out:
 // every chunk is 32 bytes at least, so a smaller answer is no growth).
 inline std::size_t glibc_chunk_for(std::size_t n) { return (n + 8 + 15) & ~std::size_t{15}; }
-// Below glibc's smallest mmap threshold a request is served from an arena.
-constexpr std::size_t kGlibcHeapBelow = 128 * 1024;
 
 // realloc of a block that is not sampled (the hook's fast path, and the
 // slow path's for a neighbour of a sampled block). Only growth counts
@@ -109,9 +107,12 @@ constexpr std::size_t kGlibcHeapBelow = 128 * 1024;
 // frame, 5% of the CPU time of a realloc-heavy program (docs/performance.md
 // section 13).
 inline __attribute__((always_inline)) void* realloc_unsampled(void* p, std::size_t n) {
-  if (__builtin_expect(!g_glibc_chunks, 0)) return realloc_unsampled_other(p, n);
+  // Another allocator than glibc's (the bound is 0), or a size that may be
+  // mmapped: one compare.
+  if (__builtin_expect(n >= g_glibc_realloc_below, 0))
+    return g_glibc_chunks ? realloc_unsampled_measured(p, n) : realloc_unsampled_other(p, n);
   const std::size_t h = glibc_chunk_word(p);
-  if (__builtin_expect((h & kGlibcMmapped) != 0 || n >= kGlibcHeapBelow, 0)) return realloc_unsampled_measured(p, n);
+  if (__builtin_expect((h & kGlibcMmapped) != 0, 0)) return realloc_unsampled_measured(p, n);
   const std::size_t before = h & ~kGlibcFlags, after = glibc_chunk_for(n);
   if (__builtin_expect(after <= before || sample_tick(after - before), 1)) return g_real.realloc(p, n);
   return realloc_then_grew_slow(p, n, after - before);
