@@ -21,6 +21,7 @@ Usage (after bash bench/run_suite.sh has built everything, or a build):
 import argparse
 import glob
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,11 +64,14 @@ def instructions(argv, env, stdin_path, lib, timeout):
         wrapped += argv
         stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
         try:
-            subprocess.run(wrapped, env=env, stdin=stdin, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=timeout, check=False)
+            p = subprocess.run(wrapped, env=env, stdin=stdin, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, timeout=timeout, check=False)
         finally:
             if stdin_path:
                 stdin.close()
+        if p.returncode != 0:  # a partial count would read as a cheap run
+            sys.exit(f"instructions.py: {' '.join(argv)} exited {p.returncode} under valgrind: "
+                     f"{p.stderr.decode(errors='replace').strip()[-500:]}")
         total = 0
         for f in glob.glob(f"{out}/cg.*"):
             cmd, ir = "", 0
@@ -85,19 +89,21 @@ def instructions(argv, env, stdin_path, lib, timeout):
 
 
 def faults(argv, env, stdin_path, lib, timeout):
-    """Page faults of one native run (the children it waited for)."""
+    """Page faults of one native run and the children it waited for (the
+    growth of this process's children's totals: runs are one at a time)."""
     run_env = dict(env)
     if lib:
         run_env["LD_PRELOAD"] = lib
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     try:
-        pid = subprocess.Popen(argv, env=run_env, stdin=stdin, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL).pid
-        _, _, ru = os.wait4(pid, 0)
+        subprocess.run(argv, env=run_env, stdin=stdin, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=timeout, check=True)
     finally:
         if stdin_path:
             stdin.close()
-    return ru.ru_minflt + ru.ru_majflt
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_minflt - before.ru_minflt) + (after.ru_majflt - before.ru_majflt)
 
 
 def main():
