@@ -71,11 +71,10 @@ int main(int argc, char** argv) {
         }
         b.end_section();
         b.begin_section(format::kStacksV);
-        uint8_t v[shim::kVarintMax];
-        b.append(v, shim::put_varint(v, uint32_t(stacks)));
+        b.varint(uint32_t(stacks));
         for (auto& s : stk) {
-          b.append(v, shim::put_varint(v, uint32_t{depth}));
-          for (uint32_t f : s) b.append(v, shim::put_varint(v, f));
+          b.varint(uint32_t{depth});
+          for (uint32_t f : s) b.varint(f);
         }
         b.end_section();
         b.begin_section(format::kRecords);

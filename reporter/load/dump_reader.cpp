@@ -319,42 +319,28 @@ absl::Status read_frames(const Sections& secs, const std::string& name, Dump& d)
   });
 }
 
-// 2.0's stacks: the fields of 1.x's, as varints.
-absl::Status read_stacks_v(const std::pair<const uint8_t*, uint64_t>& s, const std::string& name, Dump& d) {
-  Cursor sc(s.first, s.second);
-  uint32_t n;
-  if (!sc.varint(&n) || n > sc.left()) return bad(name, "bad stack table");  // each stack takes a byte at least
-  if (n > fmtx::kReaderMaxRecords) return bad(name, "stack table larger than any writer produces");
-  d.stacks.reserve(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    uint32_t depth;
-    if (!sc.varint(&depth) || depth > fmtx::kMaxDepth || depth > sc.left()) return bad(name, "bad stack depth");
-    std::vector<uint32_t> st(depth);
-    for (auto& fi : st) {
-      if (!sc.varint(&fi)) return bad(name, "bad stack frame");
-      if (fi >= d.frames.size()) return bad(name, "stack frame out of range");
-    }
-    d.stacks.push_back(std::move(st));
-  }
-  return absl::OkStatus();
-}
-
+// The stack table: format 2.0 writes it as varints (STKV), 1.x wrote the
+// same fields as u32s (STKS). One loop reads either.
 absl::Status read_stacks(const Sections& secs, const std::string& name, Dump& d) {
-  if (auto* v = secs.find(fmtx::kStacksV)) return read_stacks_v(*v, name, d);
-  auto* s = secs.find(fmtx::kStacks);
+  const auto* varints = secs.find(fmtx::kStacksV);
+  const auto* s = varints ? varints : secs.find(fmtx::kStacks);
   if (!s) return absl::OkStatus();
   Cursor sc(s->first, s->second);
+  // The fewest bytes a field takes: counts are checked against the bytes
+  // left before anything is allocated for them.
+  const uint64_t least = varints ? 1 : 4;
+  auto next = [&](uint32_t* out) { return varints ? sc.varint(out) : sc.get(out); };
   uint32_t n;
-  if (!sc.get(&n) || uint64_t{n} * 4 > sc.left()) return bad(name, "bad stack table");
+  if (!next(&n) || uint64_t{n} * least > sc.left()) return bad(name, "bad stack table");
   if (n > fmtx::kReaderMaxRecords) return bad(name, "stack table larger than any writer produces");
   d.stacks.reserve(n);
   for (uint32_t i = 0; i < n; ++i) {
     uint32_t depth;
-    if (!sc.get(&depth) || depth > fmtx::kMaxDepth || uint64_t{depth} * 4 > sc.left())
+    if (!next(&depth) || depth > fmtx::kMaxDepth || uint64_t{depth} * least > sc.left())
       return bad(name, "bad stack depth");
     std::vector<uint32_t> st(depth);
     for (auto& fi : st) {
-      sc.get(&fi);
+      if (!next(&fi)) return bad(name, "bad stack frame");
       if (fi >= d.frames.size()) return bad(name, "stack frame out of range");
     }
     d.stacks.push_back(std::move(st));

@@ -37,6 +37,10 @@ class PayloadBuilder {
   template <typename T>
   void put(const T& v) { out_.put(v); }
   void append(const void* p, std::size_t n) { out_.append(p, n); }
+  void varint(uint32_t v) {
+    uint8_t b[kVarintMax];
+    out_.append(b, put_varint(b, v));
+  }
   void field_u64(const char* key, uint64_t v) { field(key, format::kU64, v); }
   void field_i64(const char* key, int64_t v) { field(key, format::kI64, static_cast<uint64_t>(v)); }
   void field_f64(const char* key, double v);

@@ -318,11 +318,12 @@ void put_frames(PayloadBuilder& b, const ModuleMap& mods, const FrameModules& fm
 
 // Varints: frame indices are mostly below 128 (one byte, not four), and
 // deflate's time goes with the bytes it reads (deep stacks: the stack
-// section was three quarters of the payload).
+// section was three quarters of the payload). A stack's varints go to the
+// buffer in one append, not one a value.
 void put_stacks(PayloadBuilder& b, const Selection& s, const FrameTable& t) {
   b.begin_section(format::kStacksV);
+  b.varint(s.nkept);
   uint8_t buf[kVarintMax * (1 + kMaxFramesLimit)];
-  b.append(buf, put_varint(buf, s.nkept));
   uint64_t pos = 0;
   for (uint32_t i = 0; i < s.nkept; ++i) {
     const uint32_t depth = g_stacks.get(s.sel[i].id)->depth;

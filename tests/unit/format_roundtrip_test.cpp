@@ -317,12 +317,11 @@ void stacks_section(PayloadBuilder& b, const std::vector<std::vector<uint32_t>>&
     b.end_section();
     return;
   }
-  uint8_t v[leakwatch::shim::kVarintMax];
   b.begin_section(fmt::kStacksV);
-  b.append(v, leakwatch::shim::put_varint(v, static_cast<uint32_t>(stacks.size())));
+  b.varint(static_cast<uint32_t>(stacks.size()));
   for (const auto& s : stacks) {
-    b.append(v, leakwatch::shim::put_varint(v, static_cast<uint32_t>(s.size())));
-    for (uint32_t f : s) b.append(v, leakwatch::shim::put_varint(v, f));
+    b.varint(static_cast<uint32_t>(s.size()));
+    for (uint32_t f : s) b.varint(f);
   }
   b.end_section();
 }
@@ -633,10 +632,9 @@ TEST_CASE("format: varint stacks at their limits", "[format][robustness]") {
   SECTION("a two-byte frame index reads back; put_varint writes one to five bytes") {
     auto r = parse_dump(hand_sealed(with_stacks([&](PayloadBuilder& b) {
                                       b.begin_section(fmt::kStacksV);
-                                      uint8_t v[leakwatch::shim::kVarintMax];
-                                      b.append(v, leakwatch::shim::put_varint(v, 1));
-                                      b.append(v, leakwatch::shim::put_varint(v, 1));
-                                      b.append(v, leakwatch::shim::put_varint(v, kFrames - 1));
+                                      b.varint(1);
+                                      b.varint(1);
+                                      b.varint(kFrames - 1);
                                       b.end_section();
                                     }),
                                     {}),
